@@ -1,0 +1,34 @@
+"""forkpoint's own exception types.
+
+Every error a user can cause derives from :class:`ForkpointError`; the CLI catches
+that one type at its boundary and prints the message as a single line. Messages name
+the problem and the fix.
+"""
+
+
+class ForkpointError(Exception):
+    """Base of every error forkpoint raises on purpose (bad input, failed check)."""
+
+    exit_code = 2
+
+
+class ConfigError(ForkpointError):
+    """An option or argument is invalid (bad branch range, unknown device, ...)."""
+
+
+class DataError(ForkpointError):
+    """A dataset cannot be used as given (too few classes, NaN pixels, ...)."""
+
+
+class UnsupportedModelError(ForkpointError):
+    """The timm model is not of a family forkpoint knows how to split into blocks."""
+
+
+class BranchMismatchError(ForkpointError):
+    """Stored branch weights do not fit the trunk or the declared head shape."""
+
+
+class ForgettingError(ForkpointError):
+    """A frozen tensor (trunk or an earlier task's branch) changed: the no-forgetting invariant broke."""
+
+    exit_code = 1
