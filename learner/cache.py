@@ -1,0 +1,103 @@
+"""Frozen-prefix activations, computed once per depth and reused.
+
+Profiling trains every candidate unit on the same frozen prefix; recomputing that prefix
+every epoch for every candidate is most of the cost. ``PrefixCache`` keeps the input of
+unit ``d`` for a whole split, advances it one unit at a time (so candidates that share a
+prefix share the work), and evicts the shallowest depths when a memory budget is hit.
+When one depth alone does not fit, it streams: batches are recomputed from the images.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+
+from learner.backbone import Backbone
+
+DEFAULT_BUDGET_MB = 3072
+
+
+class PrefixCache:
+    """Activations of one split at unit inputs, within a byte budget."""
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        inputs: torch.Tensor,
+        device: torch.device,
+        budget_mb: float = DEFAULT_BUDGET_MB,
+        enabled: bool = True,
+        chunk: int = 256,
+    ) -> None:
+        self.backbone = backbone
+        self.inputs = inputs  # preprocessed (N,3,R,R) on CPU
+        self.device = torch.device(device)
+        self.budget = int(budget_mb * 2**20)
+        self.enabled = enabled
+        self.chunk = chunk
+        self._depths: dict[int, torch.Tensor] = {}
+        self._trunk_features: torch.Tensor | None = None
+        self.unit_passes = 0  # images x units run: what caching saves, for benchmarks
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def _bytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self._depths.values())
+
+    @torch.no_grad()
+    def _compute(self, x: torch.Tensor, depth: int, from_depth: int = -1) -> torch.Tensor:
+        """Input of unit ``depth`` for a batch; ``x`` is raw input (from_depth=-1) or the input of unit ``from_depth``."""
+        h = self.backbone.stem(x) if from_depth < 0 else x
+        start = max(from_depth, 0)
+        self.unit_passes += len(x) * (depth - start)
+        return self.backbone.run_units(h, start, depth)
+
+    def _advance(self, depth: int) -> torch.Tensor | None:
+        below = [d for d in self._depths if d <= depth]
+        base = max(below) if below else -1
+        if base == depth:
+            return self._depths[depth]
+        src = self._depths[base] if base >= 0 else self.inputs
+        pieces = [self._compute(src[i:i + self.chunk].to(self.device), depth, base) for i in range(0, len(src), self.chunk)]
+        out = torch.cat(pieces)
+        need = out.numel() * out.element_size()
+        if need > self.budget:
+            return None
+        while self._depths and self._bytes() + need > self.budget:
+            del self._depths[min(self._depths)]
+        self._depths[depth] = out
+        return out
+
+    def fits(self, depth: int) -> bool:
+        """Whether one depth's activations fit the budget (probed on one image)."""
+        with torch.no_grad():
+            one = self.backbone.prefix(self.inputs[:1].to(self.device), depth)
+        return one.numel() * one.element_size() * len(self.inputs) <= self.budget
+
+    def at(self, depth: int) -> torch.Tensor | None:
+        """All activations at ``depth``, or None when caching is off or they do not fit (stream instead)."""
+        if not self.enabled or not self.fits(depth):
+            return None
+        return self._advance(depth)
+
+    def batches(self, depth: int, order: torch.Tensor, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """(indices, activations at ``depth``) in ``order``, from the cache or streamed."""
+        cached = self.at(depth)
+        for i in range(0, len(order), batch_size):
+            idx = order[i:i + batch_size]
+            if cached is not None:
+                yield idx, cached[idx.to(cached.device)]
+            else:
+                yield idx, self._compute(self.inputs[idx].to(self.device), depth)
+
+    @torch.no_grad()
+    def trunk_features(self) -> torch.Tensor:
+        """The frozen trunk's feature vectors for the split (Siamese heads need them), computed once."""
+        if self._trunk_features is None:
+            n = self.backbone.num_blocks
+            order = torch.arange(len(self))
+            feats = [self.backbone.tail(h) for _, h in self.batches(n, order, self.chunk)]
+            self._trunk_features = torch.cat(feats)
+        return self._trunk_features

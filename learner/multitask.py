@@ -1,0 +1,114 @@
+"""All tasks in one forward pass: a shared frozen trunk that forks per task.
+
+The trunk runs once up to the earliest fork. Each task runs its own tuned units from its
+fork point; when a task's tuned run ends, its activations join one stacked batch, and
+every later frozen unit (and the tail) runs once on that stack instead of once per task
+(batch-axis concatenation is exact because the trunk is in eval mode).
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+from torch import nn
+
+from learner.backbone import Backbone, module_digest
+from learner.branch import Branch
+from learner.errors import ConfigError
+
+TASK_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+TRUNK = "__trunk__"
+
+
+def check_task_name(name: str) -> str:
+    if not isinstance(name, str) or not TASK_NAME.fullmatch(name):
+        raise ConfigError(f"invalid task name {name!r}: use 1-64 characters of a-z 0-9 . _ - starting with a letter or digit")
+    return name
+
+
+class MultiTaskModel(nn.Module):
+    """A frozen :class:`Backbone` plus any number of frozen task branches."""
+
+    def __init__(self, backbone: Backbone) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self._branch_list = nn.ModuleList()  # registered so .to() moves branches too
+        self.branches: dict[str, Branch] = {}
+        self.class_names: dict[str, list[str]] = {}
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(self.branches)
+
+    def add(self, name: str, branch: Branch, class_names: list[str]) -> None:
+        check_task_name(name)
+        if name in self.branches:
+            raise ConfigError(f"task '{name}' already exists in this model: pick another name or add a new version through the registry")
+        if len(class_names) != branch.spec.num_classes:
+            raise ConfigError(f"task '{name}' has {len(class_names)} class names but a {branch.spec.num_classes}-class head")
+        branch.freeze()
+        self.branches[name] = branch
+        self._branch_list.append(branch)
+        self.class_names[name] = list(class_names)
+
+    def fingerprints(self) -> dict[str, str]:
+        fps = {"trunk": self.backbone.fingerprint()}
+        fps.update({f"task:{t}": module_digest(b) for t, b in self.branches.items()})
+        return fps
+
+    def _select(self, tasks) -> list[str]:
+        names = list(self.branches) if tasks is None else list(tasks)
+        unknown = [t for t in names if t not in self.branches]
+        if unknown:
+            raise ConfigError(f"unknown task '{unknown[0]}': known tasks are {', '.join(self.branches) or 'none'}")
+        return names
+
+    def extra_cost_pct(self, tasks=None) -> float:
+        """FLOPs of serving ``tasks`` beyond one trunk pass, in % of one pass."""
+        return sum(self.backbone.extra_cost_pct(self.branches[t].spec.start) for t in self._select(tasks))
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor, tasks=None) -> dict[str, torch.Tensor]:
+        names = self._select(tasks)
+        bb, n_units, batch = self.backbone, self.backbone.num_blocks, x.shape[0]
+        specs = {t: self.branches[t].spec for t in names}
+        keep_trunk_to_end = any(s.siamese or s.start == n_units for s in specs.values())
+
+        merged: torch.Tensor | None = bb.stem(x)
+        keys = [TRUNK]  # row block k of `merged` belongs to keys[k]
+        private: dict[str, torch.Tensor] = {}
+        for i in range(n_units):
+            for t in names:
+                if specs[t].start == i and specs[t].stop > i:
+                    private[t] = merged[:batch]  # trunk rows: the input of unit i
+            if keys and keys[0] == TRUNK and not keep_trunk_to_end and not any(s.start > i for s in specs.values()):
+                merged = merged[batch:] if len(keys) > 1 else None
+                keys = keys[1:]
+            if merged is not None:
+                merged = bb.run_unit(i, merged)
+            for t, h in private.items():
+                private[t] = bb.run_unit(i, h, self.branches[t].blocks[i - specs[t].start])
+            for t in [t for t in private if specs[t].stop == i + 1]:
+                h = private.pop(t)
+                merged = h if merged is None else torch.cat([merged, h])
+                keys.append(t)
+
+        feats = bb.tail(merged) if merged is not None else None
+        rows = {k: feats[j * batch:(j + 1) * batch] for j, k in enumerate(keys)} if feats is not None else {}
+        trunk_feats = rows.get(TRUNK)
+        out = {}
+        for t in names:
+            f = trunk_feats if specs[t].start == n_units else rows[t]
+            out[t] = self.branches[t].logits(f, trunk_feats)
+        return out
+
+    @torch.no_grad()
+    def forward_each(self, x: torch.Tensor, tasks=None) -> dict[str, torch.Tensor]:
+        """Reference path: every task run alone as its own model (what `forward` must equal)."""
+        out = {}
+        for t in self._select(tasks):
+            br = self.branches[t]
+            trunk_feats = self.backbone(x) if br.spec.siamese else None
+            out[t] = br.logits(br.features(self.backbone, self.backbone.prefix(x, br.spec.start)), trunk_feats)
+        return out

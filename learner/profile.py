@@ -1,0 +1,128 @@
+"""The finetuning profile: train each candidate unit alone, score it on validation data.
+
+This is the paper's map of "where finetuning helps" for one task; greedy selection
+starts from its best entry. Results render as a table and a PNG.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+
+from learner.backbone import Backbone
+from learner.branch import Branch
+from learner.cache import PrefixCache
+from learner.train import TrainConfig, fit
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One trained-and-scored unit range (profile entry or greedy step)."""
+
+    start: int
+    stop: int
+    names: list[str]
+    params: int
+    extra_cost_pct: float
+    val_acc: float
+    seconds: float
+    epochs: int
+    stage: str = "profile"  # profile | greedy | fixed
+
+    @property
+    def label(self) -> str:
+        if self.start == self.stop:
+            return "linear probe"
+        return self.names[0] if len(self.names) == 1 else f"{self.names[0]}..{self.names[-1]}"
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["label"] = self.label
+        return d
+
+
+def score_range(
+    backbone: Backbone,
+    start: int,
+    stop: int,
+    caches: tuple[PrefixCache, torch.Tensor, PrefixCache, torch.Tensor],
+    num_classes: int,
+    cfg: TrainConfig,
+    siamese: bool,
+    stage: str,
+) -> Candidate:
+    """Train a fresh branch on units start..stop-1 with ``cfg`` and return its validation score."""
+    train, y_train, val, y_val = caches
+    branch = Branch.new(backbone, start, stop, num_classes, siamese, seed=cfg.seed)
+    t0 = time.perf_counter()
+    res = fit(backbone, branch, train, y_train, val, y_val, cfg)
+    trainable = sum(p.numel() for p in branch.parameters())
+    return Candidate(
+        start, stop, backbone.block_names[start:stop], trainable,
+        round(backbone.extra_cost_pct(start), 3), res.val_acc, time.perf_counter() - t0, res.epochs_run, stage,
+    )
+
+
+def run_profile(
+    backbone: Backbone,
+    candidates: Sequence[int],
+    caches: tuple[PrefixCache, torch.Tensor, PrefixCache, torch.Tensor],
+    num_classes: int,
+    cfg: TrainConfig,
+    siamese: bool = False,
+    on_candidate: Callable[[Candidate], None] | None = None,
+) -> list[Candidate]:
+    """Score every candidate unit alone, shallow to deep so the prefix cache only moves forward."""
+    out = []
+    for i in sorted(candidates):
+        cand = score_range(backbone, i, i + 1, caches, num_classes, cfg, siamese, "profile")
+        out.append(cand)
+        if on_candidate is not None:
+            on_candidate(cand)
+    return out
+
+
+def profile_table(cands: Sequence[Candidate], title: str = "finetuning profile"):
+    """A rich Table of the profile: block, params, extra-FLOPs %, val acc, time."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in ("stage", "blocks", "params", "extra cost %", "val acc", "time s"):
+        table.add_column(col, justify="right" if col not in ("stage", "blocks") else "left")
+    for c in cands:
+        table.add_row(c.stage, c.label, f"{c.params:,}", f"{c.extra_cost_pct:.1f}", f"{100 * c.val_acc:.1f}", f"{c.seconds:.1f}")
+    return table
+
+
+def plot_profile(cands: Sequence[Candidate], path: Path, title: str, chosen: tuple[int, int] | None = None) -> Path:
+    """Write the profile as a PNG: validation accuracy per unit, extra inference cost on a second axis."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    prof = [c for c in cands if c.stage == "profile"]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(prof) + 2), 4))
+    xs = list(range(len(prof)))
+    colors = ["tab:orange" if chosen and chosen[0] <= c.start < chosen[1] else "tab:blue" for c in prof]
+    ax.bar(xs, [100 * c.val_acc for c in prof], color=colors)
+    ax.set_xticks(xs, [c.label for c in prof], rotation=60, ha="right", fontsize=8)
+    ax.set_ylabel("validation accuracy (%) finetuning this block alone")
+    lo = min((100 * c.val_acc for c in prof), default=0)
+    ax.set_ylim(max(0, lo - 10), 100)
+    ax2 = ax.twinx()
+    ax2.plot(xs, [c.extra_cost_pct for c in prof], color="tab:red", marker=".")
+    ax2.set_ylabel("extra inference cost (% of one pass)", color="tab:red")
+    ax.set_title(title + (f" (chosen in orange)" if chosen else ""))
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+    return path

@@ -1,0 +1,243 @@
+"""Adding one task: validate -> profile -> select -> SubTune a fresh branch -> check -> attach.
+
+The model is only touched at the very end, after the no-forgetting check passed, so a
+failure at any step leaves it exactly as it was.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+
+from learner.branch import Branch, BranchSpec
+from learner.cache import DEFAULT_BUDGET_MB, PrefixCache
+from learner.data import TaskData, check_labels, check_task, stratified_split, to_input
+from learner.errors import ConfigError, DataError
+from learner.invariants import FrozenGuard
+from learner.multitask import MultiTaskModel, check_task_name
+from learner.profile import Candidate, plot_profile, run_profile, score_range
+from learner.select import SelectionConfig, greedy_select
+from learner.train import TrainConfig, accuracy, fit, predict, resolve_device
+
+
+@dataclass(frozen=True)
+class AddTaskConfig:
+    """Everything that decides how a task is added (recorded with each task version)."""
+
+    profile: TrainConfig = TrainConfig(epochs=3, patience=0)
+    train: TrainConfig = TrainConfig(epochs=10, patience=3)
+    selection: SelectionConfig = SelectionConfig()
+    candidates: tuple[int, int] | None = None  # unit range [start, stop) to profile; None = all
+    branch: tuple[int, int] | None = None  # fixed (start, end) inclusive; skips profile and selection
+    siamese: bool = False
+    val_fraction: float = 0.15
+    split_seed: int = 0
+    device: str = "auto"
+    cache: bool = True
+    cache_budget_mb: float = DEFAULT_BUDGET_MB
+
+    def __post_init__(self) -> None:
+        if not (0.0 < self.val_fraction < 0.9):
+            raise ConfigError(f"validation fraction {self.val_fraction} must be in (0, 0.9)")
+
+    def with_epochs(self, epochs: int) -> "AddTaskConfig":
+        return replace(self, train=replace(self.train, epochs=epochs))
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["candidates"] = list(self.candidates) if self.candidates else None
+        d["branch"] = list(self.branch) if self.branch else None
+        return d
+
+
+@dataclass
+class TaskReport:
+    """What happened when a task was added: the audit trail and the figures."""
+
+    name: str
+    class_names: list[str]
+    spec: BranchSpec
+    block_names: list[str]
+    profile: list[Candidate]
+    greedy: list[Candidate]
+    val_acc: float
+    test_acc: float | None
+    per_class_test_acc: dict[str, float]
+    trainable_params: int
+    total_params: int
+    extra_cost_pct: float
+    split_sizes: dict[str, int]
+    timings: dict[str, float]
+    device: str
+    config: dict
+    fingerprints: dict[str, str] = field(default_factory=dict)
+    plot: str | None = None
+
+    def branch_dict(self) -> dict:
+        return self.spec.to_dict(self.block_names)
+
+    def metrics(self) -> dict:
+        return {"val_acc": self.val_acc, "test_acc": self.test_acc, "per_class_test_acc": self.per_class_test_acc}
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "class_names": self.class_names,
+            "branch": self.branch_dict(),
+            "profile": [c.to_dict() for c in self.profile + self.greedy],
+            "metrics": self.metrics(),
+            "trainable_params": self.trainable_params,
+            "total_params": self.total_params,
+            "extra_cost_pct": self.extra_cost_pct,
+            "split_sizes": self.split_sizes,
+            "timings": self.timings,
+            "device": self.device,
+            "config": self.config,
+            "plot": self.plot,
+        }
+
+
+class _Phases:
+    """Progress bars (rich) for add-task's phases; silent when no Progress is given."""
+
+    def __init__(self, progress, name: str) -> None:
+        self.progress, self.name, self.id, self.total = progress, name, None, 0
+
+    def start(self, what: str, total: int) -> None:
+        self.total = total
+        if self.progress is not None:
+            if self.id is not None:
+                self.progress.update(self.id, visible=False)
+            self.id = self.progress.add_task(f"{self.name}: {what}", total=total)
+
+    def advance(self, n: int = 1) -> None:
+        if self.progress is not None and self.id is not None:
+            self.progress.advance(self.id, n)
+
+    def done(self) -> None:
+        if self.progress is not None and self.id is not None:
+            self.progress.update(self.id, completed=self.total)
+
+
+def _splits(data: TaskData, cfg: AddTaskConfig, res: int, mean, std):
+    """Backbone-ready tensors for train/val/test; val carved from train when absent (never from test)."""
+    k = len(data.class_names)
+    x_train = to_input(data.train.images, res, mean, std)
+    y_train = check_labels(data.train.labels, k, "train")
+    if data.val is not None:
+        x_val, y_val = to_input(data.val.images, res, mean, std), check_labels(data.val.labels, k, "val")
+    else:
+        tr, va = stratified_split(y_train, cfg.val_fraction, cfg.split_seed)
+        x_train, y_train, x_val, y_val = x_train[tr], y_train[tr], x_train[va], y_train[va]
+    if data.test is not None:
+        x_test, y_test = to_input(data.test.images, res, mean, std), check_labels(data.test.labels, k, "test")
+    else:
+        x_test, y_test = None, None
+    return x_train, y_train, x_val, y_val, x_test, y_test
+
+
+def add_task(
+    model: MultiTaskModel,
+    name: str,
+    data: TaskData,
+    cfg: AddTaskConfig = AddTaskConfig(),
+    progress=None,
+    plot_dir: Path | None = None,
+) -> TaskReport:
+    """Profile, select and SubTune a new branch for ``name``; attach it only if nothing frozen moved."""
+    check_task_name(name)
+    if name in model.branches:
+        raise ConfigError(f"task '{name}' already exists in this model: pick another name")
+    check_task(data)
+    bb = model.backbone
+    n_units = bb.num_blocks
+    if cfg.branch is not None:
+        start, end = cfg.branch
+        if not (0 <= start <= end < n_units):
+            raise ConfigError(f"branch {start}:{end} is outside 0..{n_units - 1} for {bb.arch}: use START:END with 0 <= START <= END < {n_units}")
+    device = resolve_device(cfg.device)
+    phases = _Phases(progress, name)
+    guard = FrozenGuard(model)
+    t_start = time.perf_counter()
+    home_device = next(bb.parameters()).device
+    num_classes = len(data.class_names)
+
+    x_train, y_train, x_val, y_val, x_test, y_test = _splits(data, cfg, bb.resolution, bb.mean, bb.std)
+    if len(y_val) < num_classes:
+        raise DataError(f"only {len(y_val)} validation images for {num_classes} classes: add images (>= 2 per class)")
+    model.to(device)
+    try:
+        caches = (
+            PrefixCache(bb, x_train, device, cfg.cache_budget_mb, cfg.cache), y_train,
+            PrefixCache(bb, x_val, device, cfg.cache_budget_mb, cfg.cache), y_val,
+        )
+        profile: list[Candidate] = []
+        greedy: list[Candidate] = []
+        t0 = time.perf_counter()
+        if cfg.branch is None:
+            lo, hi = cfg.candidates or (0, n_units)
+            if not (0 <= lo < hi <= n_units):
+                raise ConfigError(f"candidate range {lo}:{hi} is outside 0..{n_units} for {bb.arch}: use LO:HI with 0 <= LO < HI <= {n_units}")
+            phases.start("profile", hi - lo)
+            profile = run_profile(bb, range(lo, hi), caches, num_classes, cfg.profile, cfg.siamese, lambda c: phases.advance())
+            t_profile = time.perf_counter() - t0
+            phases.start("select", 2 * (cfg.selection.max_blocks - 1))
+
+            def score(a: int, b: int) -> Candidate:
+                phases.advance()
+                return score_range(bb, a, b, caches, num_classes, cfg.profile, cfg.siamese, "greedy")
+
+            chosen, greedy = greedy_select(profile, score, bb.extra_cost_pct, n_units, cfg.selection)
+            start, stop = chosen.start, chosen.stop
+            t_select = time.perf_counter() - t0 - t_profile
+        else:
+            start, stop = cfg.branch[0], cfg.branch[1] + 1
+            t_profile = t_select = 0.0
+
+        phases.start(f"train {bb.block_names[start]}..{bb.block_names[stop - 1]}", cfg.train.epochs)
+        t1 = time.perf_counter()
+        branch = Branch.new(bb, start, stop, num_classes, cfg.siamese, seed=cfg.train.seed)
+        result = fit(bb, branch, *caches, cfg.train, on_epoch=lambda e, a: phases.advance())
+        phases.done()
+        t_train = time.perf_counter() - t1
+
+        test_acc, per_class = None, {}
+        if x_test is not None:
+            preds = predict(bb, branch, PrefixCache(bb, x_test, device, cfg.cache_budget_mb, cfg.cache))
+            test_acc = accuracy(preds, y_test)
+            per_class = {
+                c: accuracy(preds[y_test == i], y_test[y_test == i]) for i, c in enumerate(data.class_names) if (y_test == i).any()
+            }
+        branch.freeze()
+    finally:
+        model.to(home_device)
+    branch.to(home_device)
+    guard.check()
+    model.add(name, branch, data.class_names)
+
+    plot = None
+    if plot_dir is not None and profile:
+        plot = str(plot_profile(profile, Path(plot_dir) / f"{name}-profile.png", f"{name}: finetuning profile", (start, stop)))
+    return TaskReport(
+        name=name,
+        class_names=list(data.class_names),
+        spec=branch.spec,
+        block_names=list(bb.block_names),
+        profile=profile,
+        greedy=greedy,
+        val_acc=result.val_acc,
+        test_acc=test_acc,
+        per_class_test_acc=per_class,
+        trainable_params=branch.num_params(),
+        total_params=branch.num_params() + sum(p.numel() for p in bb.parameters()),
+        extra_cost_pct=round(bb.extra_cost_pct(start), 3),
+        split_sizes={"train": len(y_train), "val": len(y_val), "test": 0 if y_test is None else len(y_test)},
+        timings={"profile_s": t_profile, "select_s": t_select, "train_s": t_train, "total_s": time.perf_counter() - t_start},
+        device=str(device),
+        config=cfg.to_dict(),
+        fingerprints=model.fingerprints(),
+        plot=plot,
+    )
