@@ -1,0 +1,38 @@
+"""forkpoint's registry: versioned tasks, branch points and safetensors weights.
+
+Entry point: :class:`Registry` (``Registry.open(home, db_url=None)``). See docs/registry.md.
+"""
+
+from registry.core import GC_GRACE_S, Registry
+from registry.errors import (
+    ArtifactCorruptError,
+    ArtifactMissingError,
+    BackboneMismatchError,
+    BranchSpecError,
+    ClassNamesMismatchError,
+    ConcurrencyError,
+    DatabaseUnavailableError,
+    InvalidInputError,
+    InvalidNameError,
+    RegistryError,
+    UnknownBackboneError,
+    UnknownTaskError,
+    UnknownVersionError,
+)
+from registry.records import (
+    AuditRecord,
+    BackboneRecord,
+    TaskHistory,
+    TaskRecord,
+    VerifyReport,
+    VersionDiff,
+    VersionRecord,
+)
+
+__all__ = [
+    "GC_GRACE_S", "Registry",
+    "ArtifactCorruptError", "ArtifactMissingError", "BackboneMismatchError", "BranchSpecError",
+    "ClassNamesMismatchError", "ConcurrencyError", "DatabaseUnavailableError", "InvalidInputError",
+    "InvalidNameError", "RegistryError", "UnknownBackboneError", "UnknownTaskError", "UnknownVersionError",
+    "AuditRecord", "BackboneRecord", "TaskHistory", "TaskRecord", "VerifyReport", "VersionDiff", "VersionRecord",
+]

@@ -1,0 +1,606 @@
+"""The registry: one entry point over the database and the object store.
+
+Every write follows one pattern: validate everything first (bad input writes
+nothing), put weights into the content-addressed store (atomic rename), then change
+rows and append the audit event in a single database transaction. A crash at any
+point therefore leaves either the full version or, at worst, an unreferenced file
+that ``gc`` removes. Versions are never updated or deleted; only a task's live
+pointer moves.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import sqlalchemy as sa
+import torch
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlmodel import Session, select
+
+from registry import validate
+from registry.codec import decode, encode
+from registry.crashpoints import crash_point
+from registry.db import WRITE, default_url, make_engine, shown
+from registry.diff import diff_versions
+from registry.errors import (
+    BackboneMismatchError,
+    ClassNamesMismatchError,
+    ConcurrencyError,
+    DatabaseUnavailableError,
+    InvalidInputError,
+    UnknownBackboneError,
+    UnknownTaskError,
+    UnknownVersionError,
+)
+from registry.migrate import upgrade
+from registry.models import AuditEvent, Backbone, Task, TaskVersion
+from registry.provenance import default_actor, lib_versions
+from registry.records import (
+    AuditRecord,
+    BackboneRecord,
+    TaskHistory,
+    TaskRecord,
+    VerifyReport,
+    VersionDiff,
+    VersionRecord,
+)
+from registry.store import ObjectStore
+from registry.verify import DvcMd5Fn, TrunkFingerprintFn, orphans, references
+from registry.verify import verify as run_verify
+
+MAX_ATTEMPTS = 8
+GC_GRACE_S = 15 * 60  # gc leaves younger orphans alone: they may belong to a write still in flight
+LIVE_ACTIONS = ("add_version", "promote", "rollback")
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Registry:
+    """Versioned tasks of one or more frozen backbones. Open with :meth:`open`."""
+
+    def __init__(self, home: Path, engine: sa.Engine, url: str) -> None:
+        self.home = home
+        self.url = url
+        self.engine = engine
+        self._writer = engine.execution_options(**WRITE)
+        self.store = ObjectStore(home / "objects")
+
+    # ---- lifecycle -------------------------------------------------------------
+
+    @classmethod
+    def open(cls, home: Path | str, db_url: str | None = None) -> "Registry":
+        """Open (creating and migrating as needed) the registry at ``home``.
+
+        ``db_url`` None means SQLite at ``home/registry.db``; otherwise any
+        ``sqlite:///…`` or ``postgresql+psycopg://…`` URL. Nothing is created under
+        ``home`` unless the database is reachable.
+        """
+        home = Path(home).expanduser().resolve()
+        if db_url is None:
+            home.mkdir(parents=True, exist_ok=True)
+            db_url = default_url(home)
+        engine = make_engine(db_url)
+        try:
+            upgrade(engine)
+        except SQLAlchemyError as e:
+            engine.dispose()
+            raise DatabaseUnavailableError(
+                f"cannot migrate {shown(db_url)} to the current schema ({_first_line(e)}): check the URL points at a forkpoint registry database"
+            ) from None
+        home.mkdir(parents=True, exist_ok=True)
+        return cls(home, engine, db_url)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> "Registry":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _read(self) -> Iterator[Session]:
+        with _db_errors(self.url), Session(self.engine, expire_on_commit=False) as s:
+            yield s
+
+    @contextmanager
+    def _write(self) -> Iterator[Session]:
+        """A transaction that will write (SQLite: BEGIN IMMEDIATE). Commit explicitly."""
+        with _db_errors(self.url), Session(self._writer, expire_on_commit=False) as s:
+            yield s
+
+    # ---- backbones ---------------------------------------------------------------
+
+    def register_backbone(
+        self,
+        arch: str,
+        weights_source: str,
+        fingerprint: str,
+        block_names: Sequence[str],
+        resolution: int,
+        mean: Sequence[float],
+        std: Sequence[float],
+        trunk_tensors: dict[str, torch.Tensor] | None = None,
+        actor: str | None = None,
+    ) -> BackboneRecord:
+        """Record a frozen trunk. Idempotent for the same fingerprint and description;
+        a second call may attach the trunk tensors if the first did not."""
+        fp = validate.fingerprint(fingerprint)
+        if not isinstance(arch, str) or not arch or not isinstance(weights_source, str):
+            raise InvalidInputError(f"arch and weights_source must be non-empty strings, got {arch!r}, {weights_source!r}")
+        blocks = list(block_names) if isinstance(block_names, (list, tuple)) else None
+        if not blocks or not all(isinstance(b, str) and b for b in blocks) or len(set(blocks)) != len(blocks):
+            raise InvalidInputError(f"block_names must be a non-empty list of distinct names, got {block_names!r}")
+        if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution <= 0:
+            raise InvalidInputError(f"resolution must be a positive integer, got {resolution!r}")
+        norm = {}
+        for what, vals in (("mean", mean), ("std", std)):
+            if not isinstance(vals, (list, tuple)) or len(vals) != 3:
+                raise InvalidInputError(f"{what} must be 3 numbers (one per RGB channel), got {vals!r}")
+            norm[what] = [validate.finite_float(what, v) for v in vals]
+        if any(v <= 0 for v in norm["std"]):
+            raise InvalidInputError(f"std must be positive, got {list(std)!r}")
+        actor = actor or default_actor()
+
+        trunk_sha = trunk_bytes = None
+        if trunk_tensors is not None:
+            data = encode(trunk_tensors)
+            trunk_sha, trunk_bytes = self.store.put(data), len(data)
+
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                with self._write() as s:
+                    row = s.exec(select(Backbone).where(Backbone.fingerprint == fp)).first()
+                    if row is None:
+                        row = Backbone(
+                            fingerprint=fp, arch=arch, weights_source=weights_source, num_blocks=len(blocks),
+                            block_names=blocks, resolution=resolution, mean=norm["mean"], std=norm["std"],
+                            trunk_sha256=trunk_sha, trunk_bytes=trunk_bytes, actor=actor, created_at=_now(),
+                        )
+                        s.add(row)
+                        s.add(self._event(actor, "register_backbone", f"backbone:{fp}", details={
+                            "arch": arch, "weights_source": weights_source, "num_blocks": len(blocks),
+                            "trunk_sha256": trunk_sha,
+                        }))
+                    else:
+                        mine = (arch, blocks, resolution, norm["mean"], norm["std"])
+                        theirs = (row.arch, list(row.block_names), row.resolution, list(row.mean), list(row.std))
+                        if mine != theirs:
+                            raise BackboneMismatchError(
+                                f"fingerprint {fp[:12]}… is already registered as {row.arch} ({row.num_blocks} blocks, {row.resolution}px) with different settings: a fingerprint must identify one trunk"
+                            )
+                        if trunk_sha and row.trunk_sha256 and row.trunk_sha256 != trunk_sha:
+                            raise BackboneMismatchError(
+                                f"backbone {fp[:12]}… already stores trunk {row.trunk_sha256[:12]}…, not {trunk_sha[:12]}…: these are different tensors under one fingerprint"
+                            )
+                        if trunk_sha and not row.trunk_sha256:
+                            row.trunk_sha256, row.trunk_bytes = trunk_sha, trunk_bytes
+                            s.add(row)
+                            s.add(self._event(actor, "attach_trunk", f"backbone:{fp}", details={"trunk_sha256": trunk_sha}))
+                    s.commit()
+                    return BackboneRecord.of(row)
+            except IntegrityError:
+                _backoff(attempt)
+        raise ConcurrencyError(f"could not register backbone {fp[:12]}… after {MAX_ATTEMPTS} attempts: retry")
+
+    def backbones(self) -> list[BackboneRecord]:
+        with self._read() as s:
+            return [BackboneRecord.of(b) for b in s.exec(select(Backbone).order_by(Backbone.id)).all()]
+
+    def backbone(self, fingerprint: str) -> BackboneRecord:
+        with self._read() as s:
+            return BackboneRecord.of(self._backbone_row(s, fingerprint))
+
+    def load_trunk(self, fingerprint: str) -> dict[str, torch.Tensor] | None:
+        """The stored trunk tensors (sha256-checked), or None if none were stored."""
+        b = self.backbone(fingerprint)
+        if not b.trunk_sha256:
+            return None
+        return decode(self.store.get(b.trunk_sha256, used_by=f"trunk of backbone {b.fingerprint[:12]}…"))
+
+    # ---- versions -----------------------------------------------------------------
+
+    def add_version(
+        self,
+        task: str,
+        *,
+        backbone_fingerprint: str,
+        class_names: Sequence[str],
+        tensors: dict[str, torch.Tensor],
+        branch: dict[str, Any],
+        metrics: dict[str, Any],
+        profile: list[dict[str, Any]],
+        config: dict[str, Any],
+        data_md5: str | None,
+        data_path: str | None,
+        split_seed: int,
+        split_sizes: dict[str, int],
+        trainable_params: int,
+        total_params: int,
+        extra_cost_pct: float,
+        description: str = "",
+        run_id: str | None = None,
+        parent_version: int | None = None,
+        promote: bool = True,
+        actor: str | None = None,
+    ) -> VersionRecord:
+        """Store a new version of ``task`` (created on first use) and, if ``promote``, make it live.
+
+        Atomic: the version row, its weights file and its audit event all exist, or
+        none does (a crash may leave an unreferenced file for gc). Version numbers
+        are 1, 2, … per task, never reused; concurrent writers retry on the unique
+        (task, version) constraint. ``parent_version`` defaults to the live version.
+        """
+        name = validate.task_name(task)
+        fp = validate.fingerprint(backbone_fingerprint)
+        classes = validate.class_names(class_names)
+        metrics = validate.jsonable("metrics", metrics)
+        config = validate.jsonable("config", config)
+        split_sizes = validate.jsonable("split_sizes", split_sizes)
+        profile = validate.jsonable("profile", profile)
+        for what, d in (("metrics", metrics), ("config", config), ("split_sizes", split_sizes)):
+            if not isinstance(d, dict):
+                raise InvalidInputError(f"{what} must be a dict, got {type(d).__name__}")
+        if not isinstance(profile, list) or not all(isinstance(p, dict) for p in profile):
+            raise InvalidInputError("profile must be a list of dicts (one per candidate tried)")
+        trainable = validate.nonneg_int("trainable_params", trainable_params)
+        total = validate.nonneg_int("total_params", total_params)
+        if trainable > total:
+            raise InvalidInputError(f"trainable_params {trainable} exceeds total_params {total}: pass the whole model's count as total")
+        cost = validate.finite_float("extra_cost_pct", extra_cost_pct)
+        seed = split_seed if isinstance(split_seed, int) and not isinstance(split_seed, bool) else None
+        if seed is None:
+            raise InvalidInputError(f"split_seed must be an integer, got {split_seed!r}")
+        for what, v in (("data_md5", data_md5), ("data_path", data_path), ("run_id", run_id)):
+            if v is not None and (not isinstance(v, str) or not v):
+                raise InvalidInputError(f"{what} must be a non-empty string or None, got {v!r}")
+        if not isinstance(description, str):
+            raise InvalidInputError(f"description must be a string, got {type(description).__name__}")
+        actor = actor or default_actor()
+
+        with self._read() as s:
+            bb = self._backbone_row(s, fp)
+            existing = s.exec(select(Task).where(Task.name == name)).first()
+            if existing is not None:
+                self._check_task_fits(s, existing, bb, classes)
+                if parent_version is not None:
+                    self._version_row(s, existing, parent_version)
+            elif parent_version is not None:
+                raise UnknownVersionError(f"task {name!r} has no versions yet, so parent_version {parent_version} does not exist: omit it")
+        spec = validate.branch(branch, bb.block_names, len(classes))
+        validate.head_present(tensors, spec["head_shape"])
+        data = encode(tensors)
+
+        crash_point("before_write")
+        digest = self.store.put(data)
+        crash_point("after_rename")
+
+        libs = lib_versions()
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                with self._write() as s:
+                    t = s.exec(select(Task).where(Task.name == name)).first()
+                    if t is None:
+                        t = Task(name=name, description=description, class_names=classes, backbone_id=bb.id,
+                                 live_version=None, actor=actor, created_at=_now(), updated_at=_now())
+                        s.add(t)
+                        s.flush()
+                    else:
+                        self._check_task_fits(s, t, bb, classes)
+                    latest = s.exec(select(sa.func.max(TaskVersion.version)).where(TaskVersion.task_id == t.id)).one()
+                    number = (latest or 0) + 1
+                    live_before = t.live_version
+                    row = TaskVersion(
+                        task_id=t.id, version=number, status="promoted" if promote else "staged",
+                        parent_version=parent_version if parent_version is not None else live_before,
+                        description=description, class_names=classes,
+                        branch_start=spec["start"], branch_end=spec["end"], block_names=list(spec["block_names"]),
+                        siamese=spec["siamese"], num_classes=spec["num_classes"], feature_dim=spec["feature_dim"],
+                        head_shape=list(spec["head_shape"]), branch=spec,
+                        trainable_params=trainable, total_params=total, extra_cost_pct=cost,
+                        weights_sha256=digest, weights_bytes=len(data),
+                        data_md5=data_md5, data_path=data_path, split_seed=seed, split_sizes=split_sizes,
+                        metrics=metrics, profile=profile, config=config, lib_versions=libs, run_id=run_id,
+                        actor=actor, created_at=_now(),
+                    )
+                    s.add(row)
+                    if promote:
+                        t.live_version, t.updated_at = number, _now()
+                        s.add(t)
+                    s.add(self._event(actor, "add_version", f"task:{name}@{number}", name, number, {
+                        "weights_sha256": digest, "weights_bytes": len(data), "promoted": promote,
+                        "live_before": live_before, "live_after": t.live_version, "attempt": attempt + 1,
+                        "data_md5": data_md5, "run_id": run_id,
+                    }))
+                    s.flush()
+                    crash_point("mid_transaction")
+                    s.commit()
+                    return VersionRecord.of(row, t, bb.fingerprint, self.store.rel(digest))
+            except IntegrityError:
+                _backoff(attempt)
+        raise ConcurrencyError(f"could not add a version of {name!r} after {MAX_ATTEMPTS} attempts under concurrent writes: retry")
+
+    def promote(self, task: str, version: int, actor: str | None = None) -> VersionRecord:
+        """Make ``version`` the live one (any existing version; a no-op move is still logged)."""
+        return self._move_live("promote", task, lambda s, t: version, actor)
+
+    def rollback(self, task: str, to: int | None = None, actor: str | None = None) -> VersionRecord:
+        """Move the live pointer back to ``to``, by default the newest earlier version that was ever live."""
+
+        def target(s: Session, t: Task) -> int:
+            current = t.live_version
+            if current is None:
+                raise UnknownVersionError(f"task {t.name!r} has no live version to roll back from: promote one first")
+            if to is None:
+                earlier = [v for v in self._ever_live(s, t) if v < current]
+                if not earlier:
+                    raise UnknownVersionError(
+                        f"no version of {t.name!r} older than live v{current} was ever live: pass the target version explicitly"
+                    )
+                return max(earlier)
+            if to >= current:
+                raise InvalidInputError(f"v{to} is not older than live v{current} of {t.name!r}: use promote to move forward")
+            return to
+
+        return self._move_live("rollback", task, target, actor)
+
+    def _move_live(self, action: str, task: str, target: Callable[[Session, Task], int], actor: str | None) -> VersionRecord:
+        """Move the live pointer inside one write transaction (the target is resolved under the lock)."""
+        name = validate.task_name(task)
+        actor = actor or default_actor()
+        with self._write() as s:
+            t = self._task_row(s, name)
+            version = target(s, t)
+            row = self._version_row(s, t, version)
+            before = t.live_version
+            t.live_version, t.updated_at = version, _now()
+            s.add(t)
+            s.add(self._event(actor, action, f"task:{name}@{version}", name, version,
+                              {"live_before": before, "live_after": version}))
+            s.flush()
+            rec = VersionRecord.of(row, t, self._fingerprint(s, t), self.store.rel(row.weights_sha256))
+            s.commit()
+            return rec
+
+    # ---- reads ---------------------------------------------------------------------
+
+    def list_tasks(self) -> list[TaskRecord]:
+        with self._read() as s:
+            stats = {
+                tid: (latest, n)
+                for tid, latest, n in s.exec(
+                    select(TaskVersion.task_id, sa.func.max(TaskVersion.version), sa.func.count())
+                    .group_by(TaskVersion.task_id)
+                ).all()
+            }
+            fps = {b.id: b.fingerprint for b in s.exec(select(Backbone)).all()}
+            return [
+                TaskRecord.of(t, fps[t.backbone_id], *stats.get(t.id, (None, 0)))
+                for t in s.exec(select(Task).order_by(Task.name)).all()
+            ]
+
+    def get_task(self, task: str) -> TaskRecord:
+        with self._read() as s:
+            t = self._task_row(s, validate.task_name(task))
+            latest, n = s.exec(
+                select(sa.func.max(TaskVersion.version), sa.func.count()).where(TaskVersion.task_id == t.id)
+            ).one()
+            return TaskRecord.of(t, self._fingerprint(s, t), latest, n)
+
+    def show(self, task: str, version: int | None = None) -> VersionRecord:
+        """One version; None means the live one."""
+        with self._read() as s:
+            t = self._task_row(s, validate.task_name(task))
+            row = self._version_row(s, t, self._resolve(t, version))
+            return VersionRecord.of(row, t, self._fingerprint(s, t), self.store.rel(row.weights_sha256))
+
+    def versions(self, task: str) -> list[VersionRecord]:
+        with self._read() as s:
+            t = self._task_row(s, validate.task_name(task))
+            fp = self._fingerprint(s, t)
+            rows = s.exec(select(TaskVersion).where(TaskVersion.task_id == t.id).order_by(TaskVersion.version)).all()
+            return [VersionRecord.of(r, t, fp, self.store.rel(r.weights_sha256)) for r in rows]
+
+    def history(self, task: str) -> TaskHistory:
+        """All versions (oldest first) and every audit event naming the task."""
+        name = validate.task_name(task)
+        return TaskHistory(task=self.get_task(name), versions=tuple(self.versions(name)),
+                           events=tuple(self.audit_events(task=name)))
+
+    def diff(self, task: str, v1: int, v2: int) -> VersionDiff:
+        return diff_versions(self.show(task, v1), self.show(task, v2))
+
+    def load_tensors(self, task: str, version: int | None = None) -> dict[str, torch.Tensor]:
+        """A version's branch weights (None: the live one), refused if the file's sha256 changed."""
+        rec = self.show(task, version)
+        return decode(self.store.get(rec.weights_sha256, used_by=rec.ref))
+
+    def live(self, backbone_fingerprint: str | None = None) -> list[tuple[VersionRecord, dict[str, torch.Tensor]]]:
+        """Every task's live version with its weights, in task creation order: what rebuilding
+        the multi-task model needs (plus :meth:`backbone` / :meth:`load_trunk`)."""
+        with self._read() as s:
+            q = select(Task).where(Task.live_version.is_not(None)).order_by(Task.id)  # type: ignore[union-attr]
+            if backbone_fingerprint is not None:
+                q = q.where(Task.backbone_id == self._backbone_row(s, backbone_fingerprint).id)
+            tasks = s.exec(q).all()
+            if not tasks:
+                return []
+            fps = {b.id: b.fingerprint for b in s.exec(select(Backbone)).all()}
+            rows = s.exec(select(TaskVersion).where(
+                sa.tuple_(TaskVersion.task_id, TaskVersion.version).in_([(t.id, t.live_version) for t in tasks])
+            )).all()
+            by_task = {r.task_id: r for r in rows}
+            recs = [VersionRecord.of(by_task[t.id], t, fps[t.backbone_id], self.store.rel(by_task[t.id].weights_sha256))
+                    for t in tasks if t.id in by_task]
+        return [(r, decode(self.store.get(r.weights_sha256, used_by=r.ref))) for r in recs]
+
+    def audit_events(
+        self,
+        task: str | None = None,
+        action: str | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[AuditRecord]:
+        """Audit events oldest first (with ``limit``: the newest ``limit`` of them)."""
+        with self._read() as s:
+            q = select(AuditEvent)
+            if task is not None:
+                q = q.where(AuditEvent.task == task)
+            if action is not None:
+                q = q.where(AuditEvent.action == action)
+            if since is not None:
+                q = q.where(AuditEvent.at >= since)
+            q = q.order_by(AuditEvent.id.desc())  # type: ignore[union-attr]
+            if limit is not None:
+                q = q.limit(limit)
+            return [AuditRecord.of(e) for e in reversed(s.exec(q).all())]
+
+    # ---- integrity -----------------------------------------------------------------
+
+    def _all_versions(self) -> tuple[list[BackboneRecord], list[VersionRecord], list[str]]:
+        with self._read() as s:
+            bbs = s.exec(select(Backbone).order_by(Backbone.id)).all()
+            fps = {b.id: b.fingerprint for b in bbs}
+            tasks = {t.id: t for t in s.exec(select(Task)).all()}
+            rows = s.exec(select(TaskVersion).order_by(TaskVersion.task_id, TaskVersion.version)).all()
+            versions = [VersionRecord.of(r, tasks[r.task_id], fps[tasks[r.task_id].backbone_id],
+                                         self.store.rel(r.weights_sha256)) for r in rows]
+            have = {(v.task, v.version) for v in versions}
+            dangling = [f"task {t.name!r}: live version {t.live_version} does not exist"
+                        for t in tasks.values() if t.live_version is not None and (t.name, t.live_version) not in have]
+            return [BackboneRecord.of(b) for b in bbs], versions, dangling
+
+    def verify(
+        self,
+        trunk_fingerprint_fn: TrunkFingerprintFn | None = None,
+        dvc_md5_fn: DvcMd5Fn | None = None,
+        actor: str | None = None,
+    ) -> VerifyReport:
+        """Recompute every artifact hash; optionally re-fingerprint each trunk
+        (``trunk_fingerprint_fn(backbone) -> sha256 hex``) and re-read each version's
+        DVC md5 (``dvc_md5_fn(data_path) -> md5``); list orphan files. Logged."""
+        bbs, versions, dangling = self._all_versions()
+        report = run_verify(self.store, bbs, versions, dangling, trunk_fingerprint_fn, dvc_md5_fn)
+        with self._write() as s:
+            s.add(self._event(actor or default_actor(), "verify", "registry", details={
+                "ok": report.ok, "problems": list(report.problems), "orphans": len(report.orphans),
+                "checked_objects": report.checked_objects, "checked_data": report.checked_data,
+            }))
+            s.commit()
+        return report
+
+    def gc(self, min_age_s: float = GC_GRACE_S, actor: str | None = None) -> list[Path]:
+        """Delete orphan files (never rows) older than ``min_age_s``; returns what was deleted.
+
+        Files are listed before the rows are read, and in-flight writes refresh their
+        file's mtime, so a version committed meanwhile is never robbed of its file.
+        """
+        candidates = orphans(self.store, (), min_age_s)  # every file old enough, listed first
+        bbs, versions, _ = self._all_versions()
+        keep = set(references(bbs, versions))
+        deleted: list[Path] = []
+        freed = 0
+        for p in candidates:
+            if self.store.digest_of(p) in keep or self.store.age_s(p) < min_age_s:
+                continue
+            try:
+                size = p.stat().st_size
+                p.unlink()
+            except FileNotFoundError:
+                continue
+            deleted.append(p)
+            freed += size
+        with self._write() as s:
+            s.add(self._event(actor or default_actor(), "gc", "registry", details={
+                "deleted": [str(p.relative_to(self.home)) for p in deleted], "bytes_freed": freed,
+                "min_age_s": min_age_s,
+            }))
+            s.commit()
+        return deleted
+
+    # ---- helpers -------------------------------------------------------------------
+
+    @staticmethod
+    def _event(actor: str, action: str, target: str, task: str | None = None, version: int | None = None,
+               details: dict[str, Any] | None = None) -> AuditEvent:
+        return AuditEvent(at=_now(), actor=actor, action=action, target=target, task=task, version=version,
+                          details=validate.jsonable("audit details", details or {}))
+
+    @staticmethod
+    def _task_row(s: Session, name: str) -> Task:
+        t = s.exec(select(Task).where(Task.name == name)).first()
+        if t is None:
+            raise UnknownTaskError(f"unknown task {name!r}: list tasks to see the registered names")
+        return t
+
+    @staticmethod
+    def _version_row(s: Session, t: Task, version: int) -> TaskVersion:
+        row = s.exec(select(TaskVersion).where(TaskVersion.task_id == t.id, TaskVersion.version == version)).first()
+        if row is None:
+            latest = s.exec(select(sa.func.max(TaskVersion.version)).where(TaskVersion.task_id == t.id)).one()
+            raise UnknownVersionError(f"task {t.name!r} has no version {version!r}: versions are 1..{latest or 0}")
+        return row
+
+    @staticmethod
+    def _resolve(t: Task, version: int | None) -> int:
+        if version is not None:
+            return version
+        if t.live_version is None:
+            raise UnknownVersionError(f"task {t.name!r} has no live version: promote one or name a version")
+        return t.live_version
+
+    @staticmethod
+    def _backbone_row(s: Session, fingerprint: str) -> Backbone:
+        row = s.exec(select(Backbone).where(Backbone.fingerprint == fingerprint)).first()
+        if row is None:
+            raise UnknownBackboneError(f"unknown backbone {str(fingerprint)[:12]}…: register the backbone before adding tasks to it")
+        return row
+
+    @staticmethod
+    def _fingerprint(s: Session, t: Task) -> str:
+        return s.exec(select(Backbone.fingerprint).where(Backbone.id == t.backbone_id)).one()
+
+    def _check_task_fits(self, s: Session, t: Task, bb: Backbone, classes: list[str]) -> None:
+        if t.backbone_id != bb.id:
+            raise BackboneMismatchError(
+                f"task {t.name!r} belongs to backbone {self._fingerprint(s, t)[:12]}…, not {bb.fingerprint[:12]}…: use a new task name for another backbone"
+            )
+        if list(t.class_names) != classes:
+            raise ClassNamesMismatchError(
+                f"task {t.name!r} has classes {list(t.class_names)}, not {classes}: a different class set is a new task, use a new name"
+            )
+
+    @staticmethod
+    def _ever_live(s: Session, t: Task) -> set[int]:
+        events = s.exec(select(AuditEvent).where(AuditEvent.task == t.name,
+                                                 AuditEvent.action.in_(LIVE_ACTIONS))).all()  # type: ignore[attr-defined]
+        return {e.details["live_after"] for e in events if e.details.get("live_after") is not None}
+
+
+def _backoff(attempt: int) -> None:
+    time.sleep(random.uniform(0, 0.02 * 2 ** min(attempt, 5)))
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(getattr(e, "orig", None) or e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+@contextmanager
+def _db_errors(url: str) -> Iterator[None]:
+    """Turn driver failures (server gone, disk full, locked too long) into one-line errors.
+    IntegrityError passes through: writers retry on it."""
+    try:
+        yield
+    except IntegrityError:
+        raise
+    except DBAPIError as e:
+        raise DatabaseUnavailableError(f"database error on {shown(url)} ({_first_line(e)}): check the server and retry") from None

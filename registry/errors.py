@@ -1,0 +1,63 @@
+"""Errors the registry raises on purpose.
+
+All derive from :class:`learner.errors.ForkpointError`, so the CLI prints them as one
+line and exits non-zero. Each message names the problem and the fix.
+"""
+
+from __future__ import annotations
+
+from learner.errors import BranchMismatchError, ConfigError, ForkpointError
+
+
+class RegistryError(ForkpointError):
+    """Base of every registry error."""
+
+
+class InvalidNameError(RegistryError, ConfigError):
+    """A task name does not match ``[a-z0-9][a-z0-9._-]{0,63}``."""
+
+
+class InvalidInputError(RegistryError, ConfigError):
+    """A value handed to the registry cannot be stored (not JSON, NaN weights, ...)."""
+
+
+class UnknownTaskError(RegistryError):
+    """No task of that name is registered."""
+
+
+class UnknownVersionError(RegistryError):
+    """The task exists but has no such version."""
+
+
+class UnknownBackboneError(RegistryError):
+    """No backbone with that fingerprint is registered."""
+
+
+class BackboneMismatchError(RegistryError):
+    """The task belongs to another backbone, or a fingerprint is reused for a different trunk."""
+
+
+class BranchSpecError(RegistryError, BranchMismatchError):
+    """The branch's block range, block names or head shape do not fit the backbone/classes."""
+
+
+class ClassNamesMismatchError(RegistryError, ConfigError):
+    """A new version's class names differ from the task's."""
+
+
+class DatabaseUnavailableError(RegistryError):
+    """The database URL is malformed or the server cannot be reached."""
+
+
+class ArtifactMissingError(RegistryError):
+    """A row points at a weights file that is not in the object store."""
+
+
+class ArtifactCorruptError(RegistryError):
+    """A weights file's sha256 no longer matches the hash recorded when it was written."""
+
+    exit_code = 1
+
+
+class ConcurrencyError(RegistryError):
+    """A write kept colliding with concurrent writers and gave up."""

@@ -1,0 +1,123 @@
+"""SQLModel tables: the registry's schema as Python classes.
+
+The schema itself is created and evolved by the Alembic revisions in
+``registry/migrations/versions``; ``tests/registry`` checks that those revisions and
+these classes describe the same tables. Rows are immutable once written except
+``Task.live_version`` / ``Task.updated_at`` (the live pointer) and a backbone's trunk
+artifact, which may be attached once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Optional
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+SHA = sa.String(64)
+
+
+def _json(nullable: bool = False) -> Any:
+    return Field(sa_column=sa.Column(sa.JSON(), nullable=nullable))
+
+
+def _when() -> Any:
+    return Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
+
+
+class Backbone(SQLModel, table=True):
+    """A frozen pretrained trunk, identified by the sha256 fingerprint of its tensors."""
+
+    __tablename__ = "backbone"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    fingerprint: str = Field(sa_type=SHA, unique=True, nullable=False)
+    arch: str = Field(sa_type=sa.String(200), nullable=False)
+    weights_source: str = Field(sa_type=sa.Text(), nullable=False)
+    num_blocks: int = Field(nullable=False)
+    block_names: list = _json()
+    resolution: int = Field(nullable=False)
+    mean: list = _json()
+    std: list = _json()
+    trunk_sha256: Optional[str] = Field(default=None, sa_type=SHA, nullable=True)
+    trunk_bytes: Optional[int] = Field(default=None, sa_type=sa.BigInteger(), nullable=True)
+    actor: str = Field(sa_type=sa.String(200), nullable=False)
+    created_at: datetime = _when()
+
+
+class Task(SQLModel, table=True):
+    """A named classification task bound to one backbone; ``live_version`` is the served one."""
+
+    __tablename__ = "task"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(sa_type=sa.String(64), unique=True, nullable=False)
+    description: str = Field(sa_type=sa.Text(), nullable=False, default="")
+    class_names: list = _json()
+    backbone_id: int = Field(foreign_key="backbone.id", nullable=False)
+    live_version: Optional[int] = Field(default=None, nullable=True)
+    actor: str = Field(sa_type=sa.String(200), nullable=False)
+    created_at: datetime = _when()
+    updated_at: datetime = _when()
+
+
+class TaskVersion(SQLModel, table=True):
+    """One trained branch of a task. Never updated or deleted after insert."""
+
+    __tablename__ = "task_version"
+    __table_args__ = (
+        sa.UniqueConstraint("task_id", "version", name="uq_task_version_task_id_version"),
+    )
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    task_id: int = Field(foreign_key="task.id", nullable=False)
+    version: int = Field(nullable=False)
+    status: str = Field(sa_type=sa.String(16), nullable=False)
+    parent_version: Optional[int] = Field(default=None, nullable=True)
+    description: str = Field(sa_type=sa.Text(), nullable=False, default="")
+    class_names: list = _json()
+    # branch point
+    branch_start: int = Field(nullable=False)
+    branch_end: int = Field(nullable=False)
+    block_names: list = _json()
+    siamese: bool = Field(nullable=False)
+    num_classes: int = Field(nullable=False)
+    feature_dim: int = Field(nullable=False)
+    head_shape: list = _json()
+    branch: dict = _json()
+    # cost
+    trainable_params: int = Field(sa_type=sa.BigInteger(), nullable=False)
+    total_params: int = Field(sa_type=sa.BigInteger(), nullable=False)
+    extra_cost_pct: float = Field(nullable=False)
+    # weights artifact (content address in the object store)
+    weights_sha256: str = Field(sa_type=SHA, nullable=False, index=True)
+    weights_bytes: int = Field(sa_type=sa.BigInteger(), nullable=False)
+    # data version
+    data_md5: Optional[str] = Field(default=None, sa_type=sa.String(80), nullable=True)
+    data_path: Optional[str] = Field(default=None, sa_type=sa.Text(), nullable=True)
+    split_seed: int = Field(sa_type=sa.BigInteger(), nullable=False)
+    split_sizes: dict = _json()
+    # results and provenance
+    metrics: dict = _json()
+    profile: list = _json()
+    config: dict = _json()
+    lib_versions: dict = _json()
+    run_id: Optional[str] = Field(default=None, sa_type=sa.String(200), nullable=True)
+    actor: str = Field(sa_type=sa.String(200), nullable=False)
+    created_at: datetime = _when()
+
+
+class AuditEvent(SQLModel, table=True):
+    """Append-only log of every action; database triggers refuse UPDATE and DELETE."""
+
+    __tablename__ = "audit_event"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    at: datetime = _when()
+    actor: str = Field(sa_type=sa.String(200), nullable=False)
+    action: str = Field(sa_type=sa.String(40), nullable=False)
+    target: str = Field(sa_type=sa.Text(), nullable=False)
+    task: Optional[str] = Field(default=None, sa_type=sa.String(64), nullable=True, index=True)
+    version: Optional[int] = Field(default=None, nullable=True)
+    details: dict = _json()

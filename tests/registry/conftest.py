@@ -1,0 +1,245 @@
+"""Fixtures for the registry suite: a throwaway PostgreSQL cluster, both backends, sample data.
+
+Every test that takes ``db_url`` runs twice: on SQLite (the default file in the home)
+and on a real PostgreSQL server started for the session (initdb into a temp dir,
+pg_ctl on a free loopback port, stopped at the end). Without server binaries the
+postgres runs skip with a reason, except under CI=true where they fail.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import torch
+
+HERE = Path(__file__).resolve().parent
+WORKER = HERE / "registry_worker.py"
+
+
+# ---- throwaway PostgreSQL ----------------------------------------------------------
+
+def pg_bindir() -> Path | None:
+    """Where initdb/pg_ctl live: $PG_BIN, PATH, or Debian's /usr/lib/postgresql/*/bin."""
+    candidates = [os.environ.get("PG_BIN", "")]
+    if shutil.which("pg_ctl"):
+        candidates.append(str(Path(shutil.which("pg_ctl")).parent))  # type: ignore[arg-type]
+    candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
+    for c in candidates:
+        if c and (Path(c) / "initdb").exists() and (Path(c) / "pg_ctl").exists():
+            return Path(c)
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class PgCluster:
+    """A PostgreSQL cluster in a temp dir, trust auth, loopback only, no fsync (throwaway)."""
+
+    bindir: Path
+    root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="forkpoint-pg-")))
+    port: int = 0
+
+    def _run(self, *args: str) -> None:
+        cmd = [str(self.bindir / args[0]), *args[1:]]
+        if os.geteuid() == 0:  # postgres refuses to run as root
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=120)
+
+    def start(self) -> None:
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres", "postgres")
+        self._run("initdb", "-D", str(self.root / "data"), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync")
+        last: Exception | None = None
+        for _ in range(5):  # another process may grab the port between probe and bind
+            self.port = _free_port()
+            opts = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c fsync=off "
+                    "-c synchronous_commit=off -c full_page_writes=off -c max_connections=50")
+            try:
+                self._run("pg_ctl", "-D", str(self.root / "data"), "-l", str(self.root / "log"), "-o", opts, "-w", "start")
+                return
+            except subprocess.CalledProcessError as e:
+                last = e
+        raise RuntimeError(f"pg_ctl start failed: {last}; log: {(self.root / 'log').read_text(errors='replace')[-2000:]}")
+
+    def stop(self) -> None:
+        try:
+            self._run("pg_ctl", "-D", str(self.root / "data"), "-m", "immediate", "stop")
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def url(self, db: str) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{db}"
+
+    def admin(self, sql: str) -> None:
+        import psycopg
+
+        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True) as c:
+            c.execute(sql)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    bindir = pg_bindir()
+    if bindir is None:
+        msg = "PostgreSQL server binaries (initdb, pg_ctl) not found: apt-get install postgresql or set PG_BIN"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{msg} (CI must run the PostgreSQL tests)")
+        pytest.skip(msg)
+    cluster = PgCluster(bindir)
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def pg_url(pg_cluster: PgCluster) -> Iterator[str]:
+    """A fresh, empty database on the session cluster."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    pg_cluster.admin(f"CREATE DATABASE {name}")
+    try:
+        yield pg_cluster.url(name)
+    finally:
+        pg_cluster.admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def db_url(backend: str, request: pytest.FixtureRequest) -> str | None:
+    """None (SQLite at <home>/registry.db) or a fresh PostgreSQL database URL."""
+    return request.getfixturevalue("pg_url") if backend == "postgres" else None
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def reg(home: Path, db_url: str | None):
+    from registry import Registry
+
+    r = Registry.open(home, db_url)
+    yield r
+    r.close()
+
+
+# ---- sample backbone and versions -----------------------------------------------------
+
+BLOCKS = [f"blocks.{s}.{i}" for s, n in enumerate([1, 2, 2, 3, 3, 4, 1]) for i in range(n)]  # Lite0: 16 units
+FINGERPRINT = hashlib.sha256(b"lite0-trunk").hexdigest()
+OTHER_FINGERPRINT = hashlib.sha256(b"another-trunk").hexdigest()
+CLASSES = ["cat", "dog", "fox"]
+
+
+def branch_spec(start: int = 9, end: int = 11, n_classes: int = 3, feature_dim: int = 16, siamese: bool = False) -> dict:
+    return {"start": start, "end": end, "block_names": BLOCKS[start : end + 1], "siamese": siamese,
+            "num_classes": n_classes, "feature_dim": feature_dim, "head_shape": [n_classes, feature_dim]}
+
+
+def branch_tensors(seed: int, n_classes: int = 3, feature_dim: int = 16) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return {
+        "blocks.0.conv.weight": torch.randn(8, 4, 3, 3, generator=g),
+        "blocks.0.bn.running_mean": torch.randn(8, generator=g),
+        "blocks.0.bn.num_batches_tracked": torch.tensor(seed, dtype=torch.int64),
+        "head.weight": torch.randn(n_classes, feature_dim, generator=g),
+        "head.bias": torch.randn(n_classes, generator=g),
+    }
+
+
+def version_kwargs(seed: int = 0, **over: Any) -> dict[str, Any]:
+    """Everything add_version needs except the task name and tensors (JSON-able, for workers too)."""
+    kw: dict[str, Any] = dict(
+        backbone_fingerprint=FINGERPRINT, class_names=CLASSES, branch=branch_spec(),
+        metrics={"val_acc": 0.9, "test_acc": 0.88, "per_class": {"cat": 0.9, "dog": 0.85, "fox": 0.89}},
+        profile=[{"start": 9, "end": 11, "val_acc": 0.9}, {"start": 12, "end": 14, "val_acc": 0.87}],
+        config={"lr": 0.01, "epochs": 3, "seed": seed}, data_md5="0123456789abcdef0123456789abcdef.dir",
+        data_path="data/pets", split_seed=seed, split_sizes={"train": 80, "val": 10, "test": 10},
+        trainable_params=350_000, total_params=4_650_000, extra_cost_pct=12.5, description="pets",
+    )
+    kw.update(over)
+    return kw
+
+
+class Sample:
+    """Helpers bound to one open registry."""
+
+    fingerprint = FINGERPRINT
+    blocks = BLOCKS
+    classes = CLASSES
+
+    def __init__(self, reg: Any) -> None:
+        self.reg = reg
+
+    def backbone(self, fingerprint: str = FINGERPRINT, trunk: bool = False):
+        trunk_tensors = {"conv_stem.weight": torch.randn(32, 3, 3, 3)} if trunk else None
+        return self.reg.register_backbone("tf_efficientnet_lite0", "embedded:test", fingerprint, BLOCKS, 224,
+                                          [0.5, 0.5, 0.5], [0.5, 0.5, 0.5], trunk_tensors=trunk_tensors)
+
+    def add(self, task: str = "pets", seed: int = 0, tensors: dict | None = None, **over: Any):
+        return self.reg.add_version(task, tensors=tensors if tensors is not None else branch_tensors(seed),
+                                    **version_kwargs(seed, **over))
+
+    def snapshot(self) -> tuple:
+        """Row counts of every table and the object files: equal snapshots = nothing written."""
+        import sqlalchemy as sa
+
+        with self.reg.engine.connect() as c:
+            counts = tuple(c.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar_one()
+                           for t in ("backbone", "task", "task_version", "audit_event"))
+        return counts, tuple(self.reg.store.files())
+
+
+@pytest.fixture
+def sample(reg) -> Sample:
+    return Sample(reg)
+
+
+@pytest.fixture
+def ready(sample: Sample) -> Sample:
+    """A registry with the sample backbone registered."""
+    sample.backbone()
+    return sample
+
+
+def run_worker(home: Path, db_url: str | None, job: dict, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run tests/registry/registry_worker.py in a fresh interpreter."""
+    return subprocess.run(
+        [sys.executable, str(WORKER), str(home), db_url or "-", json.dumps(job)],
+        env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+@pytest.fixture
+def worker():
+    return run_worker
+
+
+Sample.spec = staticmethod(branch_spec)  # type: ignore[attr-defined]
+Sample.tensors = staticmethod(branch_tensors)  # type: ignore[attr-defined]
+Sample.kwargs = staticmethod(version_kwargs)  # type: ignore[attr-defined]
+Sample.other_fingerprint = OTHER_FINGERPRINT  # type: ignore[attr-defined]
