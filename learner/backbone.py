@@ -153,7 +153,8 @@ class Backbone(nn.Module):
         self.std = tuple(float(v) for v in std)
         self.units: list[Unit] = self.family.units(model)
         self.block_names = [u.name for u in self.units]
-        self.num_features: int = int(model.num_features)
+        # pre-logits width: MobileNetV3 and others widen after pooling (head_hidden_size)
+        self.num_features: int = int(getattr(model, "head_hidden_size", None) or model.num_features)
         for p in self.model.parameters():
             p.requires_grad_(False)
         self.model.eval()

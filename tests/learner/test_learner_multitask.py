@@ -1,0 +1,85 @@
+"""One shared pass for all tasks equals running each task's own model alone."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from learner import Branch, MultiTaskModel
+from learner.errors import BranchMismatchError, ConfigError
+
+
+def _perturbed(branch: Branch, seed: int) -> Branch:
+    """Make a branch's tuned copies differ from the trunk, as training would."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in branch.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=gen))
+    return branch
+
+
+def _model_with_branches(bb, layout):
+    model = MultiTaskModel(bb)
+    for i, (start, stop, siamese) in enumerate(layout):
+        br = _perturbed(Branch.new(bb, start, stop, 3 + i, siamese, seed=i), seed=i)
+        model.add(f"t{i}", br, [f"c{j}" for j in range(3 + i)])
+    return model
+
+
+@pytest.mark.parametrize("name", ["tf_efficientnet_lite0", "resnet10t", "vit_tiny_patch16_224", "convnext_atto", "mobilenetv3_small_050"])
+def test_shared_pass_equals_each_task_alone(name, tiny_backbone):
+    bb = tiny_backbone(name)
+    n = bb.num_blocks
+    layout = [(n - 1, n, False), (n - 3, n - 1, False), (1, 3, True), (n - 2, n, False), (n, n, False), (1, 2, False)]
+    model = _model_with_branches(bb, layout)
+    x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    shared, alone = model(x), model.forward_each(x)
+    assert set(shared) == {f"t{i}" for i in range(len(layout))}
+    for t in shared:
+        assert shared[t].shape == (4, model.branches[t].spec.num_classes)
+        torch.testing.assert_close(shared[t], alone[t], rtol=0, atol=1e-5)
+        assert torch.equal(shared[t].argmax(1), alone[t].argmax(1))
+    # a subset of tasks gives the same logits as the full pass
+    sub = model(x, tasks=["t1", "t4"])
+    torch.testing.assert_close(sub["t1"], shared["t1"], rtol=0, atol=1e-5)
+
+
+def test_frozen_units_run_once_on_the_stacked_batch(tiny_backbone):
+    """After the forks, each frozen unit sees one batch holding every task's activations."""
+    bb = tiny_backbone("resnet10t")
+    n = bb.num_blocks
+    model = _model_with_branches(bb, [(n - 3, n - 2, False), (n - 3, n - 2, False), (n - 2, n - 1, False)])
+    seen: list[int] = []
+    hook = bb.units[n - 1].block.register_forward_hook(lambda m, i, o: seen.append(i[0].shape[0]))
+    try:
+        model(torch.randn(2, 3, 32, 32))
+    finally:
+        hook.remove()
+    assert seen == [2 * 3]  # one call, three tasks' rows stacked (the trunk rows were dropped after the last fork)
+
+
+def test_stored_branch_roundtrip_and_mismatch(tiny_backbone):
+    bb = tiny_backbone("resnet10t")
+    br = _perturbed(Branch.new(bb, 2, 4, 5), seed=3)
+    again = Branch.from_state(bb, br.spec, br.tensors())
+    assert again.tensors().keys() == br.tensors().keys()
+    assert all(torch.equal(a, b) for a, b in zip(again.tensors().values(), br.tensors().values()))
+    assert not any(p.requires_grad for p in again.parameters())
+    wrong_head = type(br.spec)(2, 4, 7, br.spec.feature_dim)
+    with pytest.raises(BranchMismatchError, match="7-class head"):
+        Branch.from_state(bb, wrong_head, br.tensors())
+    with pytest.raises(BranchMismatchError, match="does not fit the trunk"):
+        Branch.from_state(bb, type(br.spec)(2, 99, 5, br.spec.feature_dim), br.tensors())
+    with pytest.raises(BranchMismatchError, match="features"):
+        Branch.from_state(bb, type(br.spec)(2, 4, 5, 17), br.tensors())
+
+
+def test_model_refuses_unknown_tasks_and_bad_names(tiny_backbone):
+    bb = tiny_backbone("resnet10t")
+    model = _model_with_branches(bb, [(3, 4, False)])
+    with pytest.raises(ConfigError, match="unknown task 'nope'"):
+        model(torch.randn(1, 3, 32, 32), tasks=["nope"])
+    with pytest.raises(ConfigError, match="invalid task name"):
+        model.add("Bad/Name", Branch.new(bb, 3, 4, 2), ["a", "b"])
+    with pytest.raises(ConfigError, match="already exists"):
+        model.add("t0", Branch.new(bb, 3, 4, 3), ["a", "b", "c"])
