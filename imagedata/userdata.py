@@ -46,15 +46,15 @@ def _first(names: list[str], n: int = 3) -> str:
     return ", ".join(names[:n]) + more
 
 
-def _visible(p: Path) -> bool:
-    return not p.name.startswith(".")
+def _visible(name: str) -> bool:
+    return not name.startswith(".")
 
 
 def list_image_folder(folder: Path) -> tuple[list[Item], list[str]]:
     """Items of an ImageFolder (one subfolder per class, searched recursively) and sorted class names."""
     if not folder.is_dir():
         raise DataError(f"{folder} is not a directory: pass an ImageFolder directory or a .csv file")
-    classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and _visible(p))
+    classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and _visible(p.name))
     if not classes:
         raise DataError(f"{folder} has no class subfolders: put each class's images in its own subfolder")
     items: list[Item] = []
