@@ -8,6 +8,7 @@ place, so ``data/`` never holds a half-written dataset. Those hidden names are l
 from __future__ import annotations
 
 import contextlib
+import filecmp
 import json
 import os
 import shutil
@@ -59,6 +60,8 @@ def building(target: Path) -> Iterator[Path]:
     os.chmod(scratch, 0o777 & ~umask)  # mkdtemp makes it 0700; the final folder should look normal
     try:
         yield scratch
+        if _same_files(scratch, target):
+            return  # e.g. another process just built the same bytes: leave readers undisturbed
         _fsync_tree(scratch)
         _swap_into_place(scratch, target)
     finally:
@@ -79,6 +82,13 @@ def _swap_into_place(scratch: Path, target: Path) -> None:
     os.rename(target, stale / target.name)
     os.rename(scratch, target)
     shutil.rmtree(stale, ignore_errors=True)
+
+
+def _same_files(a: Path, b: Path) -> bool:
+    """True when folder ``b`` holds exactly ``a``'s files with identical bytes."""
+    if not b.is_dir() or sorted(p.name for p in a.iterdir()) != sorted(p.name for p in b.iterdir()):
+        return False
+    return all(filecmp.cmp(p, b / p.name, shallow=False) for p in a.iterdir())
 
 
 def _fsync_tree(folder: Path) -> None:

@@ -111,3 +111,15 @@ def test_bad_prepare_arguments(tmp_path: Path):
 def test_load_with_size_resizes(small_root: Path):
     ds = load_dataset(small_root / "digits", size=16)
     assert ds.image_shape == (16, 16) and ds.conversions["resized"] == 200
+
+
+def test_rebuilding_identical_bytes_leaves_the_folder_in_place(tmp_path: Path):
+    root = tmp_path / "data"
+    prepare(root, ["digits"], limit_per_class=5, progress=False)
+    inode = (root / "digits").stat().st_ino
+    prepare(root, ["digits"], limit_per_class=5, progress=False, force=True)  # same recipe, same bytes
+    assert (root / "digits").stat().st_ino == inode
+    (root / "digits" / MANIFEST).write_text("{}\n")  # damaged: force replaces it
+    prepare(root, ["digits"], limit_per_class=5, progress=False, force=True)
+    assert json.loads((root / "digits" / MANIFEST).read_text())["num_images"] == 50
+    assert sorted(p.name for p in root.iterdir()) == ["digits"]
