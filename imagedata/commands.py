@@ -58,16 +58,18 @@ def info_cmd(root: Path) -> None:
         console.print(f"no prepared datasets in {root}: run `forkpoint data prepare`")
         return
     table = Table(title=f"datasets in {root}")
-    for col in ("name", "classes", "image", "train", "val", "test", "dedupe"):
+    for col in ("name", "classes", "image", "train", "val", "test", "dupes removed", "per-class limit"):
         table.add_column(col)
-    table.add_column("DVC md5", overflow="fold")
+    md5s = []
     for folder in folders:
         m = read_manifest(folder)
         sizes = m.get("split_sizes", {})
         table.add_row(folder.name, str(len(m["class_names"])), "x".join(map(str, m["image_shape"])),
                       *(f"{sizes.get(s, 0):,}" for s in ("train", "val", "test")),
-                      str(m.get("dedupe", {}).get("removed", 0)), dvc_md5(folder))
+                      str(m.get("dedupe", {}).get("removed", 0)), str(m.get("limit_per_class") or "-"))
+        md5s.append(f"  {folder.name:<8} {dvc_md5(folder)}")
     console.print(table)
+    console.print("DVC md5 (data version) per dataset:\n" + "\n".join(md5s), highlight=False)
     dvcfile = root.parent / f"{root.name}.dvc"
     if dvcfile.is_file():
         have, want = dvc_md5(root), dvcfile_md5(dvcfile)

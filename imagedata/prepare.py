@@ -124,12 +124,13 @@ def _progress(enabled: bool, total: int) -> Iterator:
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
-    with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn()) as bar:
+    with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  transient=True) as bar:
         task = bar.add_task("prepare", total=total)
 
         def step(name: str, status: str, advance: bool = False) -> None:
             bar.update(task, description=f"{name}: {status}", advance=1 if advance else 0)
             if advance:
-                bar.console.log(f"{name}: {status}")
+                bar.console.print(f"{name}: {status}")
 
         yield step

@@ -19,7 +19,7 @@ import numpy as np
 
 from imagedata.atomic import building, dumps_json, save_array
 from imagedata.splits import SPLIT_NAMES
-from imagedata.types import ImageDataset, Split
+from imagedata.types import Split
 from learner.errors import DataError
 
 FORMAT = "forkpoint-imagedata/1"

@@ -18,7 +18,7 @@ def test_prepare_and_info(tmp_path: Path):
     assert "prepared 1 dataset(s)" in res.output and (root / "digits" / "manifest.json").is_file()
     res = runner.invoke(data_group, ["info", "--root", str(root)])
     assert res.exit_code == 0, res.output
-    assert "digits" in res.output and dvc_md5(root / "digits") in res.output.replace("\n", "").replace("│", "").replace(" ", "")
+    assert "digits" in res.output and dvc_md5(root / "digits") in res.output
 
 
 def test_cli_rejects_bad_options(tmp_path: Path):
