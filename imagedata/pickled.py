@@ -40,7 +40,7 @@ def read_pickled_ndarray(path: Path) -> np.ndarray:
             or strings[1:5] != ["_reconstruct", "numpy", "ndarray", "dtype"]):
         raise bad(f"unexpected globals {strings[:5]}")
     code, order = strings[5], strings[6]
-    if code not in _DTYPES or order not in "<>|=":
+    if code not in _DTYPES or order not in {"<", ">", "|", "="}:
         raise bad(f"dtype {order}{code} not allowed")
     shape = _shape(ops)
     payloads = [i for i, (n, a) in enumerate(ops) if n in _BYTES_OPS and len(a) > 1]
