@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import sqlalchemy as sa
 import torch
+from alembic.util import CommandError
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlmodel import Session, select
 
@@ -89,7 +90,7 @@ class Registry:
         engine = make_engine(db_url)
         try:
             upgrade(engine)
-        except SQLAlchemyError as e:
+        except (SQLAlchemyError, CommandError) as e:
             engine.dispose()
             raise DatabaseUnavailableError(
                 f"cannot migrate {shown(db_url)} to the current schema ({_first_line(e)}): check the URL points at a forkpoint registry database"
@@ -135,19 +136,19 @@ class Registry:
         a second call may attach the trunk tensors if the first did not."""
         fp = validate.fingerprint(fingerprint)
         if not isinstance(arch, str) or not arch or not isinstance(weights_source, str):
-            raise InvalidInputError(f"arch and weights_source must be non-empty strings, got {arch!r}, {weights_source!r}")
+            raise InvalidInputError(f"arch {arch!r} / weights_source {weights_source!r} is not usable: pass non-empty strings")
         blocks = list(block_names) if isinstance(block_names, (list, tuple)) else None
         if not blocks or not all(isinstance(b, str) and b for b in blocks) or len(set(blocks)) != len(blocks):
-            raise InvalidInputError(f"block_names must be a non-empty list of distinct names, got {block_names!r}")
+            raise InvalidInputError(f"block_names {block_names!r} is not usable: pass the backbone's unit names as a non-empty list of distinct strings")
         if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution <= 0:
-            raise InvalidInputError(f"resolution must be a positive integer, got {resolution!r}")
+            raise InvalidInputError(f"resolution {resolution!r} is not usable: pass the input size in pixels as a positive integer")
         norm = {}
         for what, vals in (("mean", mean), ("std", std)):
             if not isinstance(vals, (list, tuple)) or len(vals) != 3:
-                raise InvalidInputError(f"{what} must be 3 numbers (one per RGB channel), got {vals!r}")
+                raise InvalidInputError(f"{what} {vals!r} is not usable: pass 3 numbers, one per RGB channel")
             norm[what] = [validate.finite_float(what, v) for v in vals]
         if any(v <= 0 for v in norm["std"]):
-            raise InvalidInputError(f"std must be positive, got {list(std)!r}")
+            raise InvalidInputError(f"std {list(std)!r} has a non-positive entry: pass the normalisation std (all > 0)")
         actor = actor or default_actor()
 
         trunk_sha = trunk_bytes = None
@@ -248,9 +249,9 @@ class Registry:
         profile = validate.jsonable("profile", profile)
         for what, d in (("metrics", metrics), ("config", config), ("split_sizes", split_sizes)):
             if not isinstance(d, dict):
-                raise InvalidInputError(f"{what} must be a dict, got {type(d).__name__}")
+                raise InvalidInputError(f"{what} is a {type(d).__name__}: pass a dict")
         if not isinstance(profile, list) or not all(isinstance(p, dict) for p in profile):
-            raise InvalidInputError("profile must be a list of dicts (one per candidate tried)")
+            raise InvalidInputError("profile is not a list of dicts: pass one dict per candidate tried")
         trainable = validate.nonneg_int("trainable_params", trainable_params)
         total = validate.nonneg_int("total_params", total_params)
         if trainable > total:
@@ -258,12 +259,12 @@ class Registry:
         cost = validate.finite_float("extra_cost_pct", extra_cost_pct)
         seed = split_seed if isinstance(split_seed, int) and not isinstance(split_seed, bool) else None
         if seed is None:
-            raise InvalidInputError(f"split_seed must be an integer, got {split_seed!r}")
+            raise InvalidInputError(f"split_seed {split_seed!r} is not an integer: pass the seed the split was drawn with")
         for what, v in (("data_md5", data_md5), ("data_path", data_path), ("run_id", run_id)):
             if v is not None and (not isinstance(v, str) or not v):
-                raise InvalidInputError(f"{what} must be a non-empty string or None, got {v!r}")
+                raise InvalidInputError(f"{what} {v!r} is not usable: pass a non-empty string or None")
         if not isinstance(description, str):
-            raise InvalidInputError(f"description must be a string, got {type(description).__name__}")
+            raise InvalidInputError(f"description is a {type(description).__name__}: pass a string")
         actor = actor or default_actor()
 
         with self._read() as s:
@@ -276,8 +277,8 @@ class Registry:
             elif parent_version is not None:
                 raise UnknownVersionError(f"task {name!r} has no versions yet, so parent_version {parent_version} does not exist: omit it")
         spec = validate.branch(branch, bb.block_names, len(classes))
-        validate.head_present(tensors, spec["head_shape"])
         data = encode(tensors)
+        validate.head_present(tensors, spec["head_shape"])
 
         crash_point("before_write")
         digest = self.store.put(data)

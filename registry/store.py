@@ -53,6 +53,7 @@ class ObjectStore:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
                 f.flush()
+                os.fchmod(f.fileno(), 0o444)  # objects are immutable; also readable by the team
                 os.fsync(f.fileno())
             os.replace(tmp, final)
         except BaseException:

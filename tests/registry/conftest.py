@@ -156,7 +156,7 @@ CLASSES = ["cat", "dog", "fox"]
 
 
 def branch_spec(start: int = 9, end: int = 11, n_classes: int = 3, feature_dim: int = 16, siamese: bool = False) -> dict:
-    return {"start": start, "end": end, "block_names": BLOCKS[start : end + 1], "siamese": siamese,
+    return {"start": start, "stop": end + 1, "end": end, "block_names": BLOCKS[start : end + 1], "siamese": siamese,
             "num_classes": n_classes, "feature_dim": feature_dim, "head_shape": [n_classes, feature_dim]}
 
 
@@ -226,17 +226,33 @@ def ready(sample: Sample) -> Sample:
     return sample
 
 
-def run_worker(home: Path, db_url: str | None, job: dict, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    """Run tests/registry/registry_worker.py in a fresh interpreter."""
-    return subprocess.run(
-        [sys.executable, str(WORKER), str(home), db_url or "-", json.dumps(job)],
-        env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout,
-    )
+class Forker:
+    """Client of registry_worker.py's fork server: one import per session, one real process per job."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, str(WORKER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True, cwd=HERE)
+
+    def run(self, home: Path, db_url: str | None, jobs: list[dict], env: dict | None = None) -> list[dict]:
+        """Fork one child per job (started together), wait for all; per child: exit, signal, result, error."""
+        assert self.proc.stdin and self.proc.stdout
+        self.proc.stdin.write(json.dumps({"home": str(home), "url": db_url, "env": env or {}, "jobs": jobs}) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        assert line, f"fork server died (rc={self.proc.poll()})"
+        return json.loads(line)
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=30)
 
 
-@pytest.fixture
-def worker():
-    return run_worker
+@pytest.fixture(scope="session")
+def forker() -> Iterator[Forker]:
+    f = Forker()
+    yield f
+    f.close()
 
 
 Sample.spec = staticmethod(branch_spec)  # type: ignore[attr-defined]

@@ -1,0 +1,129 @@
+"""Tampering, verify (hashes, trunk fingerprint, DVC data md5, orphans) and gc."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from registry import ArtifactCorruptError, ArtifactMissingError
+
+
+def _flip_one_byte(p: Path, offset: int = -5) -> None:
+    os.chmod(p, 0o644)
+    data = bytearray(p.read_bytes())
+    data[offset] ^= 0x01
+    p.write_bytes(bytes(data))
+
+
+def test_flipped_byte_is_refused_on_load_and_reported_by_verify(reg, ready):
+    shared = ready.add("pets", seed=1)
+    same = ready.add("pets-again", seed=1)  # same bytes: one file, two users
+    other = ready.add("birds", seed=2)
+    assert reg.verify().ok
+    path = reg.home / shared.weights_path
+    _flip_one_byte(path)
+
+    for task in ("pets", "pets-again"):
+        with pytest.raises(ArtifactCorruptError, match=re.escape(shared.weights_path)) as e:
+            reg.load_tensors(task)
+        assert "refusing to load" in str(e.value) and f"{task}@1" in str(e.value)
+    with pytest.raises(ArtifactCorruptError):
+        reg.live()
+    assert torch.equal(reg.load_tensors("birds")["head.weight"], ready.tensors(2)["head.weight"])
+
+    report = reg.verify()
+    assert not report.ok and len(report.problems) == 1
+    assert shared.weights_path in report.problems[0] and "sha256 mismatch" in report.problems[0]
+    assert "pets@1" in report.problems[0] and "pets-again@1" in report.problems[0]
+    assert report.bad_versions == ("pets-again@1", "pets@1") and report.orphans == ()
+    assert other.weights_path not in " ".join(report.problems)
+    event = reg.audit_events(action="verify")[-1]
+    assert event.details["ok"] is False and event.details["problems"] == list(report.problems)
+
+    # storing the same tensors again repairs the damaged object in place
+    ready.add("pets", seed=1)
+    assert reg.verify().ok and torch.equal(reg.load_tensors("pets", 1)["head.weight"], ready.tensors(1)["head.weight"])
+    assert same.weights_sha256 == shared.weights_sha256
+
+
+def test_missing_file_and_corrupt_trunk(reg, sample):
+    sample.backbone(trunk=True)
+    v = sample.add("pets")
+    (reg.home / v.weights_path).unlink()
+    trunk = reg.backbone(sample.fingerprint).trunk_sha256
+    _flip_one_byte(reg.store.path(trunk), offset=100)
+    with pytest.raises(ArtifactMissingError, match="pets@1"):
+        reg.load_tensors("pets")
+    with pytest.raises(ArtifactCorruptError, match="trunk of backbone"):
+        reg.load_trunk(sample.fingerprint)
+    problems = reg.verify().problems
+    assert any("missing" in p and "pets@1" in p for p in problems)
+    assert any("sha256 mismatch" in p and "trunk of backbone" in p for p in problems)
+
+
+def test_verify_checks_the_trunk_fingerprint(reg, ready):
+    ready.add("pets")
+    assert reg.verify(trunk_fingerprint_fn=lambda b: b.fingerprint).ok
+    report = reg.verify(trunk_fingerprint_fn=lambda b: "0" * 64)
+    assert not report.ok and "trunk fingerprint is now 000000000000" in report.problems[0]
+
+    def broken(_b):
+        raise FileNotFoundError("weights file gone")
+
+    assert "cannot recompute fingerprint: weights file gone" in reg.verify(trunk_fingerprint_fn=broken).problems[0]
+
+
+def test_verify_checks_data_md5_against_dvc(reg, ready, tmp_path):
+    from dvc.repo import Repo
+
+    from imagedata import dvc_add, dvc_md5
+
+    repo = tmp_path / "repo"
+    data = repo / "data" / "pets"
+    (data / "cat").mkdir(parents=True)
+    (data / "cat" / "1.png").write_bytes(b"\x89PNG fake cat")
+    (data / "dog.png").write_bytes(b"\x89PNG fake dog")
+    Repo.init(str(repo), no_scm=True).close()
+    recorded = dvc_add(data)  # real `dvc add`: writes data/pets.dvc
+    assert re.search(r"md5: (\S+)", (repo / "data" / "pets.dvc").read_text()).group(1) == recorded
+    assert dvc_md5(data) == recorded  # the data layer's probe agrees with DVC's record
+
+    ready.add("pets", data_md5=recorded, data_path=str(data))
+    ready.add("birds", data_md5=None, data_path=None)
+    report = reg.verify(dvc_md5_fn=dvc_md5)
+    assert report.ok and report.checked_data == 1
+
+    (data / "dog.png").write_bytes(b"\x89PNG a different dog")
+    report = reg.verify(dvc_md5_fn=dvc_md5)
+    assert not report.ok and report.bad_versions == ("pets@1",)
+    assert f"trained on {recorded}" in report.problems[0] and str(data) in report.problems[0]
+
+    import shutil
+
+    shutil.rmtree(data)
+    problems = reg.verify(dvc_md5_fn=dvc_md5).problems
+    assert len(problems) == 1 and "pets@1: cannot read DVC md5" in problems[0] and "does not exist" in problems[0]
+
+
+def test_orphans_are_reported_not_problems_and_gc_removes_only_them(reg, ready):
+    kept = ready.add("pets")
+    orphan = reg.store.path(reg.store.put(b"not referenced by any row"))
+    stray = orphan.parent / ".tmp-crashed-write.safetensors"
+    stray.write_bytes(b"half a file")
+    report = reg.verify()
+    assert report.ok and set(report.orphans) == {orphan, stray}
+
+    assert reg.gc() == []  # young files may belong to a write in flight
+    old = orphan.stat().st_mtime - 3600
+    os.utime(orphan, (old, old))
+    assert reg.gc() == [orphan] and stray.exists()
+    assert reg.gc(min_age_s=0) == [stray]
+    assert reg.verify().orphans == () and reg.verify().ok
+    assert torch.equal(reg.load_tensors("pets")["head.weight"], ready.tensors(0)["head.weight"])
+    assert (reg.home / kept.weights_path).exists()
+    gcs = reg.audit_events(action="gc")
+    assert [len(e.details["deleted"]) for e in gcs] == [0, 1, 1]
