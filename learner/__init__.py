@@ -1,14 +1,24 @@
-"""SubTuning learner: profile a frozen backbone, select a branch, train it, serve all tasks in one pass."""
+"""SubTuning learner: profile a frozen backbone, select a branch, train it, serve all tasks in one pass.
 
-from learner.backbone import Backbone, load_backbone
-from learner.branch import Branch, BranchSpec
-from learner.data import LabeledImages, TaskData
-from learner.multitask import MultiTaskModel
-from learner.select import SelectionConfig
-from learner.task import AddTaskConfig, TaskReport, add_task
-from learner.train import TrainConfig
+Names are imported lazily so that ``learner.errors`` (used by every layer) does not pull
+torch and timm into light commands.
+"""
 
-__all__ = [
-    "AddTaskConfig", "Backbone", "Branch", "BranchSpec", "LabeledImages", "MultiTaskModel",
-    "SelectionConfig", "TaskData", "TaskReport", "TrainConfig", "add_task", "load_backbone",
-]
+from importlib import import_module
+
+_EXPORTS = {
+    "Backbone": "learner.backbone", "load_backbone": "learner.backbone",
+    "Branch": "learner.branch", "BranchSpec": "learner.branch",
+    "LabeledImages": "learner.data", "TaskData": "learner.data",
+    "MultiTaskModel": "learner.multitask",
+    "SelectionConfig": "learner.select",
+    "AddTaskConfig": "learner.task", "TaskReport": "learner.task", "add_task": "learner.task",
+    "TrainConfig": "learner.train",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'learner' has no attribute {name!r}")
