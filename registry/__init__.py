@@ -15,6 +15,7 @@ from registry.errors import (
     InvalidInputError,
     InvalidNameError,
     RegistryError,
+    StoreWriteError,
     UnknownBackboneError,
     UnknownTaskError,
     UnknownVersionError,
@@ -33,6 +34,6 @@ __all__ = [
     "GC_GRACE_S", "Registry",
     "ArtifactCorruptError", "ArtifactMissingError", "BackboneMismatchError", "BranchSpecError",
     "ClassNamesMismatchError", "ConcurrencyError", "DatabaseUnavailableError", "InvalidInputError",
-    "InvalidNameError", "RegistryError", "UnknownBackboneError", "UnknownTaskError", "UnknownVersionError",
+    "InvalidNameError", "RegistryError", "StoreWriteError", "UnknownBackboneError", "UnknownTaskError", "UnknownVersionError",
     "AuditRecord", "BackboneRecord", "TaskHistory", "TaskRecord", "VerifyReport", "VersionDiff", "VersionRecord",
 ]

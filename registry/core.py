@@ -49,6 +49,7 @@ from registry.records import (
     VerifyReport,
     VersionDiff,
     VersionRecord,
+    utc,
 )
 from registry.store import ObjectStore
 from registry.verify import DvcMd5Fn, TrunkFingerprintFn, orphans, references
@@ -458,7 +459,7 @@ class Registry:
             if action is not None:
                 q = q.where(AuditEvent.action == action)
             if since is not None:
-                q = q.where(AuditEvent.at >= since)
+                q = q.where(AuditEvent.at >= utc(since))  # stored as UTC; SQLite compares the text
             q = q.order_by(AuditEvent.id.desc())  # type: ignore[union-attr]
             if limit is not None:
                 q = q.limit(limit)

@@ -59,5 +59,9 @@ class ArtifactCorruptError(RegistryError):
     exit_code = 1
 
 
+class StoreWriteError(RegistryError):
+    """The object store cannot be written (disk full, permissions)."""
+
+
 class ConcurrencyError(RegistryError):
     """A write kept colliding with concurrent writers and gave up."""

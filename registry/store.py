@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from registry.codec import sha256
-from registry.errors import ArtifactCorruptError, ArtifactMissingError
+from registry.errors import ArtifactCorruptError, ArtifactMissingError, StoreWriteError
 
 SUFFIX = ".safetensors"
 TMP_PREFIX = ".tmp-"
@@ -47,19 +47,27 @@ class ObjectStore:
             except OSError:
                 pass
             # present but damaged: fall through and rewrite the good bytes over it
-        final.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=SUFFIX, dir=final.parent)
+        tmp = None
         try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=SUFFIX, dir=final.parent)
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
                 f.flush()
                 os.fchmod(f.fileno(), 0o444)  # objects are immutable; also readable by the team
                 os.fsync(f.fileno())
             os.replace(tmp, final)
+            _fsync_dir(final.parent)
+        except OSError as e:
+            if tmp:
+                Path(tmp).unlink(missing_ok=True)
+            raise StoreWriteError(
+                f"cannot write {self.rel(digest)} under {self.root.parent} ({e.strerror or e}): check free space and permissions"
+            ) from None
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            if tmp:
+                Path(tmp).unlink(missing_ok=True)
             raise
-        _fsync_dir(final.parent)
         return digest
 
     def get(self, digest: str, *, used_by: str = "") -> bytes:

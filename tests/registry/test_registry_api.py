@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
@@ -102,6 +103,9 @@ def test_history_diff_and_audit_trail(reg, ready):
     assert [e.action for e in reg.audit_events()] == ["register_backbone", "add_version", "add_version", "promote"]
     assert [e.action for e in reg.audit_events(limit=2)] == ["add_version", "promote"]
     assert [e.version for e in reg.audit_events(action="add_version")] == [1, 2]
+    second = reg.audit_events()[2]
+    later = [e.id for e in reg.audit_events(since=second.at.astimezone(timezone(timedelta(hours=-5))))]
+    assert later == [second.id, second.id + 1]  # any zone works: times are compared in UTC
 
 
 def test_live_returns_what_rebuilds_the_multitask_model(reg, ready):

@@ -128,9 +128,11 @@ def test_weights_that_disagree_with_the_spec_or_are_broken(reg, ready):
     no_head = {k: v for k, v in ready.tensors(0).items() if k != "head.weight"}
     with pytest.raises(BranchSpecError, match="head_shape"):
         ready.add("pets", tensors=no_head)
-    nan = {**ready.tensors(0), "head.bias": torch.tensor([0.0, math.nan, 1.0])}
-    with pytest.raises(InvalidInputError, match="NaN"):
-        ready.add("pets", tensors=nan)
+    for dtype in (torch.float32, torch.float16, torch.bfloat16):
+        for bad in (math.nan, math.inf):
+            broken = {**ready.tensors(0), "head.bias": torch.tensor([0.0, bad, 1.0], dtype=dtype)}
+            with pytest.raises(InvalidInputError, match="NaN or inf"):
+                ready.add("pets", tensors=broken)
     with pytest.raises(InvalidInputError, match="non-empty dict"):
         ready.add("pets", tensors={})
     with pytest.raises(InvalidInputError, match="not str -> torch.Tensor"):
@@ -171,6 +173,20 @@ def test_unstorable_values(reg, ready, field, value, match):
     before = ready.snapshot()
     with pytest.raises(InvalidInputError, match=match) as e:
         ready.add("pets", **{field: value})
+    _one_line(e)
+    assert ready.snapshot() == before
+
+
+def test_unwritable_object_store_writes_no_rows(reg, ready):
+    from registry import StoreWriteError
+    from registry.codec import encode, sha256
+
+    fanout = reg.store.root / sha256(encode(ready.tensors(0)))[:2]
+    fanout.parent.mkdir(parents=True, exist_ok=True)
+    fanout.write_bytes(b"a file where the fan-out directory should be")  # root ignores chmod; this cannot be bypassed
+    before = ready.snapshot()
+    with pytest.raises(StoreWriteError, match="check free space and permissions") as e:
+        ready.add("pets", seed=0)
     _one_line(e)
     assert ready.snapshot() == before
 
