@@ -1,0 +1,142 @@
+"""PNG figures of a results dict (matplotlib, Agg backend): one file per section."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+METHOD_COLORS = {"subtuning": "tab:orange", "subtuning-late": "tab:brown", "linear-probe": "tab:blue", "lora": "tab:green",
+                 "full-ft": "tab:red"}
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def _regime_order(regimes) -> list[str]:
+    return sorted(set(regimes), key=lambda x: (x == "all", int(x.split("/")[0]) if x != "all" else 0))
+
+
+def plot_accuracy(result: dict, path: Path) -> Path:
+    summary = result["summary"]
+    panels = result["tasks"] + ["mean"]
+    regimes = _regime_order(r["regime"] for r in summary)
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.6), squeeze=False, sharey=False)
+    for ax, task in zip(axes[0], panels):
+        for method in result["methods"]:
+            pts = {r["regime"]: r for r in summary if r["task"] == task and r["method"] == method}
+            xs = [i for i, g in enumerate(regimes) if g in pts]
+            if not xs:
+                continue
+            ys = [100 * pts[regimes[i]]["mean"] for i in xs]
+            es = [100 * pts[regimes[i]]["std"] for i in xs]
+            ax.errorbar(xs, ys, yerr=es, marker="o", ms=4, capsize=3, label=method, color=METHOD_COLORS.get(method))
+        ax.set_xticks(range(len(regimes)), regimes, fontsize=8)
+        ax.set_title("mean over tasks" if task == "mean" else task)
+        ax.set_xlabel("training images")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("test accuracy (%)")
+    axes[0][-1].legend(fontsize=7, loc="lower right")
+    return _save(fig, path)
+
+
+def plot_cost(result: dict, path: Path) -> Path:
+    d, b, ft, lp, br = (result[k] for k in ("add_task_default", "add_task_budget", "full_ft", "linear_probe", "branch_alone"))
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
+    labels = ["add_task\n(all units)", "add_task\n(budget units)", "branch\nalone", "linear\nprobe", "full\nfinetuning"]
+    profile = [d["timings"]["profile_s"], b["timings"]["profile_s"], 0, 0, 0]
+    select = [d["timings"]["select_s"], b["timings"]["select_s"], 0, 0, 0]
+    train = [d["timings"]["train_s"], b["timings"]["train_s"], br["seconds"], lp["seconds"], ft["seconds"]]
+    xs = range(len(labels))
+    ax.bar(xs, profile, label="profile", color="tab:purple")
+    ax.bar(xs, select, bottom=profile, label="select", color="tab:pink")
+    ax.bar(xs, train, bottom=[p + s for p, s in zip(profile, select)], label="train", color="tab:gray")
+    ax.set_xticks(list(xs), labels, fontsize=8)
+    ax.set_ylabel("wall time (s)")
+    ax.set_title(f"adding one task ({result['task']})")
+    ax.legend(fontsize=8)
+    growth, unc = result["profile_growth"], result["profile_uncached"]
+    ax2.plot([g["candidates"] for g in growth], [g["seconds"] for g in growth], marker="o", label="cached")
+    ax2.plot([unc["candidates"]], [unc["seconds"]], marker="s", color="tab:red", linestyle="none", label="uncached")
+    ax2.set_xlabel("candidate units profiled (the last k)")
+    ax2.set_ylabel("profile wall time (s)")
+    ax2.set_title("profile cost vs candidates")
+    ax2.grid(alpha=0.3)
+    ax2.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_throughput(result: dict, path: Path) -> Path:
+    sizes = sorted({r["batch_size"] for r in result["rows"]})
+    fig, axes = plt.subplots(1, len(sizes), figsize=(5.2 * len(sizes), 3.8), squeeze=False)
+    for ax, bs in zip(axes[0], sizes):
+        rows = [r for r in result["rows"] if r["batch_size"] == bs]
+        ns = [r["tasks"] for r in rows]
+        for key, label, color in (("shared", "shared trunk", "tab:orange"), ("lower_bound", "lower bound", "tab:gray"),
+                                  ("separate", "N separate models", "tab:red")):
+            ax.plot(ns, [r["images_per_s"][key] for r in rows], marker="o", label=label, color=color,
+                    linestyle="--" if key == "lower_bound" else "-")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xticks(ns, [str(n) for n in ns])
+        ax.set_xlabel("tasks served per forward (N)")
+        ax.set_ylabel("images / s (all N tasks answered)")
+        ax.set_title(f"batch size {bs}")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_storage(result: dict, path: Path) -> Path:
+    rows = result["rows"]
+    labels = ["probe" if r["start"] == r["stop"] else f"{r['start']}:{r['stop']}" for r in rows] + ["full"]
+    vals = [r["pct_of_full_model"] for r in rows] + [100.0]
+    colors = ["tab:orange" if r["chosen_by_subtuning"] else "tab:blue" for r in rows] + ["tab:red"]
+    fig, ax = plt.subplots(figsize=(max(5, 0.7 * len(labels) + 2), 3.6))
+    ax.bar(range(len(labels)), vals, color=colors)
+    ax.axhline(15, color="black", linestyle=":", label="target 15%")
+    ax.set_xticks(range(len(labels)), labels, fontsize=8)
+    ax.set_xlabel("branch units (start:stop); orange = chosen by SubTuning")
+    ax.set_ylabel("% of a full model's bytes")
+    ax.set_title("storage per task")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_forgetting(result: dict, path: Path) -> Path:
+    streams = result["subtuning"]["streams"]
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    labels, vals = [], []
+    for st in streams:
+        for t in st["tasks"]:
+            labels.append(f"{t}\n{st['regime']} s{st['seed']}")
+            vals.append(100 * (st["acc_after_add"][t] - st["acc_at_end"][t]))
+    base = result.get("baselines") or {}
+    for method, per_task in base.items():
+        for t, v in per_task.items():
+            labels.append(f"{method}\n{t}")
+            vals.append(100 * v)
+    ax.bar(range(len(vals)), vals, color=["tab:orange"] * (len(vals) - sum(len(v) for v in base.values())) + ["tab:gray"] * sum(len(v) for v in base.values()))
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(range(len(labels)), labels, fontsize=6, rotation=90)
+    ax.set_ylabel("forgetting (accuracy points)")
+    ax.set_title("forgetting after the whole stream (SubTuning in orange)")
+    return _save(fig, path)
+
+
+PLOTTERS = {"accuracy": plot_accuracy, "cost": plot_cost, "throughput": plot_throughput, "storage": plot_storage,
+            "forgetting": plot_forgetting}
+
+
+def plot_section(section: str, result: dict, out_dir: Path) -> Path:
+    return PLOTTERS[section](result, Path(out_dir) / f"bench-{section}.png")

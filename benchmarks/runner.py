@@ -1,0 +1,81 @@
+"""Running the suite: set up once, run the chosen sections in order, write every output."""
+
+from __future__ import annotations
+
+import importlib
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from benchmarks.context import BenchContext
+from benchmarks.machine import machine_info
+from benchmarks.plots import plot_section
+from benchmarks.report import publish, write_json, write_markdown
+from benchmarks.settings import SECTIONS, BenchSettings
+from benchmarks.tables import to_rich
+from benchmarks.targets import evaluate, table as targets_table
+from learner import load_backbone
+from learner.errors import ConfigError
+from learner.train import resolve_device
+
+
+def section_module(name: str):
+    if name not in SECTIONS:
+        raise ConfigError(f"unknown benchmark section '{name}': use one of {', '.join(SECTIONS)}")
+    return importlib.import_module(f"benchmarks.sections.{name}")
+
+
+def run_suite(
+    settings: BenchSettings,
+    out: Path,
+    only: tuple[str, ...] = (),
+    console: Console | None = None,
+    data_root: Path = Path("data"),
+    publish_results: bool = False,
+    show_progress: bool = True,
+) -> dict:
+    """Run ``only`` (default: every section) and write results.json, results.md and bench-*.png under ``out``."""
+    console = console or Console()
+    sections = [s for s in SECTIONS if not only or s in only]
+    for name in only:
+        section_module(name)  # unknown names fail before any work
+    device = resolve_device(settings.device)
+    settings = replace(settings, device=str(device))
+    if device.type == "cpu":
+        torch.set_num_threads(settings.threads)
+    backbone = load_backbone(settings.arch, weights=settings.weights, resolution=settings.resolution).to(device)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    results: dict = {"machine": machine_info(device), "settings": settings.to_dict(), "backbone": {
+        k: v for k, v in backbone.describe().items() if k != "block_names"} | {"num_blocks": backbone.num_blocks},
+        "sections": {}, "tables": {}, "plots": {}, "durations_s": {}}
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=console, transient=True, disable=not show_progress)
+    ctx = BenchContext(settings, backbone, device, out, console, progress, Path(data_root))
+    with progress:
+        for name in sections:
+            mod = section_module(name)
+            t0 = time.perf_counter()
+            result = mod.run(ctx)
+            results["durations_s"][name] = time.perf_counter() - t0
+            ctx.results[name] = result
+            results["sections"][name] = result
+            specs = mod.tables(result)
+            results["tables"][name] = [t.to_dict() for t in specs]
+            results["plots"][name] = str(plot_section(name, result, out))
+            for spec in specs:
+                progress.console.print(to_rich(spec))
+            write_json(results, out / "results.json")  # partial results survive a later failure
+    results["targets"] = evaluate(results["sections"])
+    console.print(to_rich(targets_table(results["targets"])))
+    write_json(results, out / "results.json")
+    write_markdown(results, out / "results.md")
+    if publish_results:
+        for path in publish(results, out):
+            console.print(f"published {path}")
+    console.print(f"results: {out / 'results.json'}, {out / 'results.md'}, {len(results['plots'])} PNG(s) in {out}")
+    return results

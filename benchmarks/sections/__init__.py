@@ -1,0 +1,1 @@
+"""One module per benchmark section; each has ``run(ctx) -> dict`` and ``tables(result)``."""

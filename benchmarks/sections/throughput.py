@@ -1,0 +1,103 @@
+"""Multi-task inference: one shared-trunk forward for N tasks vs N separate models.
+
+Three ways to answer N tasks for one batch, timed round-robin:
+* shared: ``MultiTaskModel`` (trunk once, fork, stack the frozen tail);
+* separate: N full models, one after the other;
+* lower bound: the trunk up to the deepest fork once, plus each branch measured alone
+  from its fork input (no fork/stack bookkeeping at all).
+Branch weights do not matter for timing; they fork at the last few units as the
+default cost budget's selections do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from benchmarks.baselines import FullFinetune
+from benchmarks.context import BenchContext
+from benchmarks.stats import ratio
+from benchmarks.tables import TableSpec, num
+from benchmarks.timing import interleaved_medians
+from learner import Branch, MultiTaskModel
+from learner.train import autocast_for
+
+NUM_CLASSES = 10
+
+
+def _autocast(device: torch.device, enabled: bool):
+    return autocast_for(device) if enabled else contextlib.nullcontext()
+
+
+def fork_starts(num_blocks: int, offsets: tuple[int, ...], n: int) -> list[int]:
+    """Fork units of N tasks: cycling through the last-units offsets."""
+    return [max(0, num_blocks - offsets[i % len(offsets)]) for i in range(n)]
+
+
+def run(ctx: BenchContext) -> dict:
+    s, bb, device = ctx.settings, ctx.backbone, ctx.device
+    nb = bb.num_blocks
+    n_max = max(s.task_counts)
+    starts = fork_starts(nb, s.fork_offsets, n_max)
+    branches = [Branch.new(bb, st, nb, NUM_CLASSES, seed=i).freeze() for i, st in enumerate(starts)]
+    separate = [FullFinetune(bb, NUM_CLASSES, seed=i).to(device).eval() for i in range(n_max)]
+    names = [str(c) for c in range(NUM_CLASSES)]
+    advance = ctx.step("throughput", total=len(s.batch_sizes) * len(s.task_counts))
+    rows = []
+    for bs in s.batch_sizes:
+        x = torch.randn(bs, 3, bb.resolution, bb.resolution, device=device)
+        for n in s.task_counts:
+            model = MultiTaskModel(bb)
+            for i in range(n):
+                model.add(f"t{i}", branches[i], names)
+            deepest = max(starts[:n])
+            with torch.inference_mode(), _autocast(device, s.bf16):
+                fork_inputs = {st: bb.prefix(x, st) for st in set(starts[:n])}
+
+            def timed(fn):
+                def call():
+                    with _autocast(device, s.bf16):
+                        return fn()
+                return call
+
+            fns = {
+                "shared": timed(lambda: model(x)),
+                "separate": timed(lambda: [m(x) for m in separate[:n]]),
+                "trunk": timed(lambda: bb.prefix(x, deepest)),
+            }
+            for i in range(n):
+                br, h = branches[i], fork_inputs[starts[i]]
+                fns[f"branch{i}"] = timed(lambda br=br, h=h: br.logits(br.features(bb, h)))
+            med = interleaved_medians(fns, device, s.warmup, s.repeats)
+            lower = med["trunk"] + sum(med[f"branch{i}"] for i in range(n))
+            rows.append({
+                "batch_size": bs, "tasks": n, "fork_units": starts[:n],
+                "seconds": {"shared": med["shared"], "separate": med["separate"], "lower_bound": lower, "trunk": med["trunk"],
+                            "branches": [med[f"branch{i}"] for i in range(n)]},
+                "images_per_s": {"shared": bs / med["shared"], "separate": bs / med["separate"], "lower_bound": bs / lower},
+                "shared_over_lower_bound_throughput": ratio(lower, med["shared"]),
+                "speedup_vs_separate": ratio(med["separate"], med["shared"]),
+                "flops_extra_pct": model.extra_cost_pct(),
+                # FLOPs model: trunk to the deepest fork once + every task's units after its fork and the tail
+                "flops_speedup_vs_separate": n * 100.0 / (100.0 - bb.extra_cost_pct(deepest) + model.extra_cost_pct()),
+            })
+            advance()
+    return {"rows": rows, "fork_offsets": list(s.fork_offsets), "resolution": bb.resolution, "bf16": s.bf16}
+
+
+def tables(result: dict) -> list[TableSpec]:
+    out = []
+    for bs in sorted({r["batch_size"] for r in result["rows"]}):
+        rows = []
+        for r in [r for r in result["rows"] if r["batch_size"] == bs]:
+            ips = r["images_per_s"]
+            rows.append([str(r["tasks"]), num(ips["shared"], 1), num(ips["lower_bound"], 1), num(ips["separate"], 1),
+                         num(r["shared_over_lower_bound_throughput"]), num(r["speedup_vs_separate"]), num(r["flops_speedup_vs_separate"])])
+        out.append(TableSpec(
+            f"Inference throughput, batch size {bs} ({result['resolution']} px{', bf16' if result['bf16'] else ''})",
+            ["tasks N", "shared img/s", "lower bound img/s", "N separate img/s", "shared / lower bound", "speedup vs separate", "FLOPs speedup (model)"],
+            rows, note="Images/s counts each input image once (all N tasks answered). Branches fork at the last "
+                       f"{', '.join(str(o) for o in result['fork_offsets'])} units in turn."))
+    return out
+

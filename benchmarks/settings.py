@@ -1,0 +1,88 @@
+"""How big a benchmark run is: one frozen dataclass per preset (smoke, quick, full, gpu).
+
+Every section reads its sizes from here, so a run's JSON records exactly what was
+measured and a preset can be cut to fit a time budget in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+from learner.errors import ConfigError
+
+SECTIONS = ("cost", "accuracy", "throughput", "storage", "forgetting")
+DOMAIN_STREAM = ("mnist", "fashion", "animals", "digits")
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """Sizes and knobs of one benchmark run (recorded verbatim in the results)."""
+
+    mode: str
+    device: str = "cpu"
+    arch: str = "tf_efficientnet_lite0"
+    weights: str | None = None  # local weights file for a non-default arch (never fetched)
+    resolution: int = 32
+    threads: int = 1  # one thread: OpenMP spin-waits badly when other jobs share the 2 cores
+    bf16: bool = False  # autocast on CUDA
+    # accuracy: stream tasks x data regimes x methods x seeds
+    tasks: tuple[str, ...] = ("mnist", "digits")
+    regimes: tuple[int | None, ...] = (10, 50, None)  # images per class; None = all (capped below)
+    all_cap_per_class: int = 100  # "all" is the whole pool up to this many per class
+    test_per_class: int = 50
+    seeds: tuple[int, ...] = (0,)
+    profile_epochs: int = 1
+    train_epochs: int = 3
+    batch_size: int = 64
+    lr: float = 1e-3  # tuned units / LoRA adapters / full finetuning
+    head_lr: float = 3e-3
+    max_blocks: int = 3  # greedy selection budget (learner default)
+    max_extra_cost: float = 30.0  # % of one pass (learner default)
+    fixed_late_blocks: int = 2  # "SubTuning, fixed late branch" tunes the last K units
+    lora_rank: int = 8
+    # add-task cost: one task, full candidate profile (learner default) vs alternatives
+    cost_task: str = "mnist"
+    cost_per_class: int = 40
+    growth_counts: tuple[int, ...] = (1, 2, 4, 8, 16)
+    # inference throughput
+    task_counts: tuple[int, ...] = (1, 2, 4, 8, 16)
+    batch_sizes: tuple[int, ...] = (1, 64)
+    warmup: int = 2
+    repeats: int = 5
+    fork_offsets: tuple[int, ...] = (1, 2, 3)  # branches fork at the last 1..3 units, cycling
+    # forgetting
+    forgetting_per_class: int = 50
+
+    def __post_init__(self) -> None:
+        if self.resolution < 16:
+            raise ConfigError(f"resolution {self.resolution} is too small for the backbone: use >= 16")
+        if self.threads < 1:
+            raise ConfigError(f"--threads {self.threads} must be >= 1")
+        if not self.seeds:
+            raise ConfigError("no seeds given: pass at least one --seeds value")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def preset(mode: str, device: str = "cpu") -> BenchSettings:
+    """The named preset; ``device == 'cuda'`` turns any preset into its GPU variant (224 px, bf16)."""
+    if mode == "smoke":
+        s = BenchSettings(
+            mode="smoke", tasks=("digits", "mnist"), regimes=(4,), all_cap_per_class=8, test_per_class=5,
+            profile_epochs=1, train_epochs=1, batch_size=32, cost_per_class=4, growth_counts=(1, 2),
+            task_counts=(1, 2), batch_sizes=(1, 4), warmup=1, repeats=2, forgetting_per_class=6, max_blocks=2,
+        )
+    elif mode == "quick":
+        s = BenchSettings(mode="quick")
+    elif mode == "full":
+        s = BenchSettings(
+            mode="full", tasks=DOMAIN_STREAM, regimes=(10, 50, 100, None), all_cap_per_class=300,
+            test_per_class=100, seeds=(0, 1, 2), profile_epochs=2, train_epochs=6,
+            cost_per_class=100, forgetting_per_class=100, repeats=7,
+        )
+    else:
+        raise ConfigError(f"unknown benchmark mode '{mode}': use smoke, quick or full")
+    if device.startswith("cuda"):
+        s = replace(s, device=device, resolution=224, bf16=True, batch_size=max(s.batch_size, 64))
+    return s

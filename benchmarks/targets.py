@@ -1,0 +1,100 @@
+"""The issue's targets, judged from the measured figures (never typed in by hand)."""
+
+from __future__ import annotations
+
+from benchmarks.tables import TableSpec
+
+MET, NOT_MET, NOT_MEASURED = "met", "not met", "not measured"
+
+
+def _status(ok: bool) -> str:
+    return MET if ok else NOT_MET
+
+
+def _acc_cells(results: dict) -> dict:
+    return {(r["task"], r["regime"], r["method"]): r["mean"] for r in results.get("accuracy", {}).get("summary", [])}
+
+
+def evaluate(results: dict) -> list[dict]:
+    out: list[dict] = []
+
+    def add(target: str, status: str, measured: str) -> None:
+        out.append({"target": target, "status": status, "measured": measured})
+
+    fg = results.get("forgetting", {}).get("subtuning")
+    if fg:
+        moved = fg["fingerprints_moved"]
+        add("forgetting exactly 0", _status(fg["max_abs_forgetting"] == 0 and not moved),
+            f"max |forgetting| {100 * fg['max_abs_forgetting']:.2f} pt over {len(fg['streams'])} stream(s); {len(moved)} frozen tensors moved")
+    else:
+        add("forgetting exactly 0", NOT_MEASURED, "forgetting section not run")
+
+    acc = _acc_cells(results)
+    tasks = results.get("accuracy", {}).get("tasks", [])
+    if tasks and any(k[1] == "all" for k in acc):
+        gaps = {t: acc[(t, "all", "subtuning")] - acc[(t, "all", "full-ft")] for t in tasks if (t, "all", "full-ft") in acc}
+        worst = min(gaps, key=gaps.get)
+        add("accuracy ≥ full finetuning − 1 pt with all data", _status(all(g >= -0.01 for g in gaps.values())),
+            "SubTuning − full FT: " + ", ".join(f"{t} {100 * g:+.1f} pt" for t, g in gaps.items()) + f" (worst {worst})")
+    else:
+        add("accuracy ≥ full finetuning − 1 pt with all data", NOT_MEASURED, "no 'all data' regime in this run")
+    low = [k for k in {k[1] for k in acc} if k in ("10/class", "50/class")]
+    if tasks and low:
+        fails = []
+        for t in tasks:
+            for r in sorted(low):
+                sub = acc.get((t, r, "subtuning"))
+                for other in ("linear-probe", "full-ft"):
+                    o = acc.get((t, r, other))
+                    if sub is not None and o is not None and sub < o:
+                        fails.append(f"{t} {r} < {other} by {100 * (o - sub):.1f} pt")
+        n = len(tasks) * len(low) * 2
+        add("accuracy ≥ linear probe and full finetuning at 10–50 images/class", _status(not fails),
+            f"{n - len(fails)}/{n} comparisons won" + (": " + "; ".join(fails) if fails else ""))
+    else:
+        add("accuracy ≥ linear probe and full finetuning at 10–50 images/class", NOT_MEASURED, "no 10 or 50 per class regime in this run")
+
+    cost = results.get("cost", {}).get("ratios")
+    if cost:
+        d, b = cost["add_task_default_over_full_ft_time"], cost["add_task_budget_over_full_ft_time"]
+        add("add-task ≤ 0.5× full finetuning time", _status(b <= 0.5),
+            f"{b:.2f}× profiling the units in the cost budget; {d:.2f}× profiling all units (learner default)")
+        pd, pb = cost["profile_default_over_branch_train_time"], cost["profile_budget_over_branch_train_time"]
+        add("profile ≤ 3× training one branch", _status(pb <= 3.0),
+            f"{pb:.2f}× profiling the units in the cost budget; {pd:.2f}× profiling all units (learner default)")
+    else:
+        add("add-task ≤ 0.5× full finetuning time", NOT_MEASURED, "cost section not run")
+        add("profile ≤ 3× training one branch", NOT_MEASURED, "cost section not run")
+
+    tp = results.get("throughput", {}).get("rows")
+    if tp:
+        worst = min(tp, key=lambda r: r["shared_over_lower_bound_throughput"])
+        add("shared-trunk throughput ≥ 0.9× its lower bound for every N", _status(worst["shared_over_lower_bound_throughput"] >= 0.9),
+            f"worst {worst['shared_over_lower_bound_throughput']:.2f}× (N={worst['tasks']}, batch {worst['batch_size']}); "
+            + ", ".join(f"N={r['tasks']}/b{r['batch_size']}: {r['shared_over_lower_bound_throughput']:.2f}" for r in tp))
+        eight = [r for r in tp if r["tasks"] == 8]
+        if eight:
+            add("N=8 tasks served ≥ 4× faster than 8 separate models", _status(all(r["speedup_vs_separate"] >= 4.0 for r in eight)),
+                ", ".join(f"batch {r['batch_size']}: {r['speedup_vs_separate']:.2f}× (FLOPs model {r['flops_speedup_vs_separate']:.2f}×)" for r in eight))
+        else:
+            add("N=8 tasks served ≥ 4× faster than 8 separate models", NOT_MEASURED, "N=8 not in this run")
+    else:
+        add("shared-trunk throughput ≥ 0.9× its lower bound for every N", NOT_MEASURED, "throughput section not run")
+        add("N=8 tasks served ≥ 4× faster than 8 separate models", NOT_MEASURED, "throughput section not run")
+
+    st = results.get("storage")
+    if st:
+        chosen = [r for r in st["rows"] if r["chosen_by_subtuning"]]
+        pool = chosen or [r for r in st["rows"] if r["start"] != r["stop"]]
+        worst = max(pool, key=lambda r: r["pct_of_full_model"])
+        which = "branches SubTuning chose" if chosen else "late branches of up to the block budget"
+        add("storage per task ≤ 15% of a full model", _status(worst["pct_of_full_model"] <= 15.0),
+            f"largest of the {which}: {worst['pct_of_full_model']:.1f}% ({'..'.join(worst['blocks'][::max(1, len(worst['blocks']) - 1)])})")
+    else:
+        add("storage per task ≤ 15% of a full model", NOT_MEASURED, "storage section not run")
+    return out
+
+
+def table(targets: list[dict]) -> TableSpec:
+    return TableSpec("Where each target stands", ["target", "status", "measured"],
+                     [[t["target"], t["status"], t["measured"]] for t in targets], align_left=3)
