@@ -26,7 +26,7 @@ def test_sigkill_during_add_version_leaves_a_consistent_registry(home, db_url, r
     assert child["signal"] == signal.SIGKILL, f"child was not killed at {point}: {child}"
     assert child["result"] is None
 
-    with Registry.open(home, db_url) as after:  # a fresh process view, as a user would have next
+    with Registry.open(home, db_url) as after:  # fresh connections, as the next command would have
         assert after.history("pets") == before
         assert [e.action for e in after.audit_events()] == ["register_backbone", "add_version"]
         report = after.verify()
