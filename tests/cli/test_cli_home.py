@@ -1,0 +1,120 @@
+"""init / info, global options, the error contract and subsystem mounting."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import cli as cli_module
+from cli import main
+
+
+def test_init_registers_the_embedded_lite0_once(cli):
+    first = cli.json("init", "--resolution", "32")
+    assert first["created"] is True
+    assert first["arch"] == "tf_efficientnet_lite0"
+    assert first["weights_source"].startswith("embedded:")
+    assert first["resolution"] == 32 and first["num_blocks"] == 16
+    assert first["trunk_sha256"] is None  # embedded weights are rebuilt by name, not stored
+    again = cli.json("init", "--resolution", "32")
+    assert again["created"] is False and again["fingerprint"] == first["fingerprint"]
+    info = cli.json("info")
+    assert info["fingerprint"] == first["fingerprint"] and info["num_tasks"] == 0
+    assert info["block_names"][0] == "blocks.0.0"
+
+
+def test_init_refuses_a_second_trunk_in_the_same_home(cli, one_line_error):
+    cli.ok("init", "--resolution", "32")
+    line = one_line_error(cli("init", "--resolution", "48"))
+    assert "another --home" in line
+
+
+def test_init_with_a_weights_file_stores_the_trunk_and_rebuilds_it(cli, tmp_path):
+    from safetensors.torch import save_file
+
+    from learner import load_backbone
+
+    lite0 = load_backbone(resolution=32)
+    weights = tmp_path / "lite0.safetensors"
+    save_file({k: v.contiguous() for k, v in lite0.model.state_dict().items()}, str(weights))
+    made = cli.json("init", "--weights", str(weights), "--resolution", "32")
+    assert made["weights_source"] == "file:lite0.safetensors"
+    assert made["trunk_sha256"] is not None  # a later process rebuilds the trunk from the registry
+    assert made["fingerprint"] == lite0.fingerprint()
+    weights.unlink()  # the registry copy is all a later process has
+    audit = cli.json("audit", "--no-data")
+    assert audit["ok"] is True and audit["checked_backbones"] == 1
+
+
+def test_commands_refuse_an_uninitialised_home_without_creating_it(cli, one_line_error):
+    for args in (["tasks"], ["show", "x"], ["audit"], ["add-task", "x", "--data", "digits"]):
+        line = one_line_error(cli(*args))
+        assert "forkpoint" in line and "init" in line
+    assert not cli.home.exists()
+
+
+def test_home_comes_from_the_environment(tmp_path, data_root):
+    home = tmp_path / "env-home"
+    runner = CliRunner()
+    made = runner.invoke(main, ["init", "--resolution", "32", "--json"], env={"FORKPOINT_HOME": str(home)})
+    assert made.exit_code == 0, made.output
+    assert json.loads(made.stdout)["home"] == str(home.resolve())
+    assert (home / "registry.db").is_file()
+
+
+@pytest.mark.parametrize("url, words", [
+    ("postgresql+psycopg://nobody@127.0.0.1:1/forkpoint", "cannot connect"),
+    ("mysql://nobody@localhost/forkpoint", "unsupported database"),
+    ("::not a url::", "cannot parse"),
+])
+def test_unusable_database_urls_are_one_line_errors(cli, one_line_error, url, words):
+    line = one_line_error(cli("--db", url, "init", "--resolution", "32"))
+    assert words in line
+
+
+def test_usage_errors_are_one_line(cli, one_line_error):
+    assert "--frobnicate" in one_line_error(cli("tasks", "--frobnicate"))
+    assert "No such command" in one_line_error(cli("frobnicate"))
+    assert "--weights" in one_line_error(cli("init", "--weights", "/no/such/file.safetensors"))
+
+
+def test_verbose_adds_the_traceback(cli):
+    result = cli("-v", "tasks")
+    assert result.exit_code == 2
+    assert "Traceback" in result.stderr and "error: no forkpoint registry" in result.stderr
+
+
+def test_version_and_help():
+    runner = CliRunner()
+    version = runner.invoke(main, ["--version"])
+    assert version.exit_code == 0 and "forkpoint" in version.stdout
+    helped = runner.invoke(main, ["--help"])
+    assert helped.exit_code == 0
+    for command in ("init", "add-task", "tasks", "show", "history", "diff", "predict", "promote", "rollback",
+                    "audit", "gc", "demo", "data"):
+        assert command in helped.stdout
+
+
+def test_the_data_group_is_mounted():
+    result = CliRunner().invoke(main, ["data", "--help"])
+    assert result.exit_code == 0 and "prepare" in result.stdout
+
+
+def test_a_missing_or_broken_subsystem_does_not_break_the_cli(monkeypatch, tmp_path, one_line_error):
+    (tmp_path / "fp_broken_area").mkdir()
+    (tmp_path / "fp_broken_area" / "__init__.py").write_text("")
+    (tmp_path / "fp_broken_area" / "commands.py").write_text("raise RuntimeError('half-written module')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(cli_module.SUBSYSTEMS, "ghost", ("fp_missing_area.commands", "ghost_group", "A missing area."))
+    monkeypatch.setitem(cli_module.SUBSYSTEMS, "broken", ("fp_broken_area.commands", "broken_group", "A broken area."))
+    runner = CliRunner()
+    helped = runner.invoke(main, ["--help"])
+    assert helped.exit_code == 0 and "ghost" in helped.stdout and "broken" in helped.stdout
+    assert "not installed" in one_line_error(runner.invoke(main, ["ghost", "run"]))
+    assert "half-written module" in one_line_error(runner.invoke(main, ["broken"]))
+    assert runner.invoke(main, ["init", "--help"]).exit_code == 0
+    sys.modules.pop("fp_broken_area", None)

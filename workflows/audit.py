@@ -1,0 +1,61 @@
+"""``forkpoint audit``: verify everything the served model depends on, and say what is wrong.
+
+The registry re-hashes every weights file and re-reads each version's data version; on
+top of that the trunk is rebuilt from its recorded source and re-fingerprinted, and
+every live branch is rebuilt on it (so a branch that no longer fits is found here, not
+at prediction time).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from imagedata import dvc_md5
+from learner.errors import ForkpointError
+from registry import BackboneRecord, VerifyReport
+from workflows.home import Home, rebuild_trunk
+from workflows.live import rebuild_branch
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    report: VerifyReport
+    live_checked: int
+    live_problems: tuple[str, ...]
+
+    @property
+    def problems(self) -> tuple[str, ...]:
+        return tuple(self.report.problems) + self.live_problems
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict:
+        d = self.report.to_dict()
+        d.update(ok=self.ok, problems=list(self.problems), live_branches_checked=self.live_checked)
+        return d
+
+
+def audit_home(home: Home, check_data: bool = True) -> AuditResult:
+    """Registry verify (hashes, trunk fingerprint, DVC md5s) plus a rebuild of every live branch."""
+
+    def trunk_fingerprint(record: BackboneRecord) -> str:
+        return rebuild_trunk(record, home.registry.load_trunk(record.fingerprint)).fingerprint()
+
+    report = home.registry.verify(trunk_fingerprint_fn=trunk_fingerprint, dvc_md5_fn=dvc_md5 if check_data else None)
+    problems: list[str] = []
+    checked = 0
+    if report.ok:  # a corrupt file or a changed trunk is already reported; rebuilding on it says nothing new
+        try:
+            live = home.registry.live(home.fingerprint)
+        except ForkpointError as exc:
+            live = []
+            problems.append(f"cannot load live branches: {exc}")
+        for record, tensors in live:
+            checked += 1
+            try:
+                rebuild_branch(home, record, tensors)
+            except ForkpointError as exc:
+                problems.append(f"{record.ref}: {exc}")
+    return AuditResult(report, checked, tuple(problems))

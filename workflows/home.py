@@ -1,0 +1,167 @@
+"""A forkpoint home: one registry (database + object store) and the one frozen trunk its tasks share.
+
+``init`` registers the trunk once; every later process rebuilds that exact trunk from
+the registry (the embedded Lite0 weights by name, anything else from the trunk tensors
+stored at init) and refuses to go on if its fingerprint is not the registered one.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from learner import Backbone, load_backbone
+from learner.backbone import DEFAULT_ARCH, EMBEDDED_WEIGHTS, load_state_dict_by_order
+from learner.errors import ConfigError
+from registry import BackboneRecord, Registry
+from registry.db import default_url
+from workflows.errors import HomeNotInitializedError, TrunkChangedError
+
+HOME_ENV = "FORKPOINT_HOME"
+DB_ENV = "FORKPOINT_DB"
+DEFAULT_HOME = Path("~/.forkpoint")
+
+
+def resolve_home(home: str | Path | None) -> Path:
+    """``--home``, else ``$FORKPOINT_HOME``, else ``~/.forkpoint`` (absolute, ``~`` expanded)."""
+    chosen = home if home is not None else os.environ.get(HOME_ENV) or DEFAULT_HOME
+    return Path(chosen).expanduser().resolve()
+
+
+def sqlite_path(home: Path) -> Path:
+    """Where the registry keeps its SQLite database when no ``--db`` is given."""
+    return Path(default_url(home).removeprefix("sqlite:///"))
+
+
+def stores_trunk(backbone: Backbone) -> bool:
+    """Only the embedded Lite0 can be rebuilt from its name; every other trunk is stored."""
+    return backbone.weights_source != EMBEDDED_WEIGHTS
+
+
+def trunk_tensors(backbone: Backbone) -> dict[str, torch.Tensor]:
+    """The trunk's state dict as standalone CPU tensors (safetensors refuses shared storage)."""
+    return {k: v.detach().to("cpu").clone().contiguous() for k, v in backbone.model.state_dict().items()}
+
+
+def rebuild_trunk(record: BackboneRecord, trunk: dict[str, torch.Tensor] | None) -> Backbone:
+    """The trunk as its recorded source gives it now (``build_backbone`` checks the fingerprint)."""
+    if trunk is None and record.weights_source != EMBEDDED_WEIGHTS:
+        raise TrunkChangedError(
+            f"backbone {record.fingerprint[:12]} ({record.arch}, {record.weights_source}) has no stored trunk weights: "
+            "re-create the home with `forkpoint init --weights PATH`"
+        )
+    backbone = load_backbone(record.arch, resolution=record.resolution)
+    if trunk is not None:
+        load_state_dict_by_order(backbone.model, trunk, f"registry trunk {record.fingerprint[:12]}")
+    backbone.weights_source = record.weights_source
+    backbone.mean = tuple(float(v) for v in record.mean)
+    backbone.std = tuple(float(v) for v in record.std)
+    return backbone
+
+
+def build_backbone(record: BackboneRecord, trunk: dict[str, torch.Tensor] | None) -> Backbone:
+    """Rebuild the registered trunk exactly, or fail naming why it is not the same one."""
+    backbone = rebuild_trunk(record, trunk)
+    now = backbone.fingerprint()
+    if now != record.fingerprint:
+        raise TrunkChangedError(
+            f"the trunk rebuilt from {record.weights_source} has fingerprint {now[:12]}, not the registered "
+            f"{record.fingerprint[:12]}: the frozen weights changed; reinstall the weights package or restore the registry"
+        )
+    return backbone
+
+
+@dataclass
+class Home:
+    """An open registry and (loaded on first use) the trunk it was initialised with."""
+
+    path: Path
+    registry: Registry
+    record: BackboneRecord
+    _backbone: Backbone | None = field(default=None, repr=False)
+
+    @property
+    def fingerprint(self) -> str:
+        return self.record.fingerprint
+
+    @property
+    def backbone(self) -> Backbone:
+        if self._backbone is None:
+            self._backbone = build_backbone(self.record, self.registry.load_trunk(self.record.fingerprint))
+        return self._backbone
+
+    def close(self) -> None:
+        self.registry.close()
+
+    def __enter__(self) -> "Home":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _only_backbone(registry: Registry, path: Path) -> BackboneRecord | None:
+    records = registry.backbones()
+    if len(records) > 1:
+        names = ", ".join(f"{r.arch} {r.fingerprint[:12]}" for r in records)
+        raise ConfigError(f"registry at {path} holds {len(records)} backbones ({names}): forkpoint serves one trunk per home; use a separate --home/--db per backbone")
+    return records[0] if records else None
+
+
+def open_home(home: str | Path | None = None, db: str | None = None) -> Home:
+    """Open an initialised home; never creates one (a typo in --home must not make a new registry)."""
+    path = resolve_home(home)
+    if db is None and not sqlite_path(path).is_file():
+        raise HomeNotInitializedError(f"no forkpoint registry at {path}: run `forkpoint --home {path} init` first (or set {HOME_ENV})")
+    registry = Registry.open(path, db)
+    try:
+        record = _only_backbone(registry, path)
+    except BaseException:
+        registry.close()
+        raise
+    if record is None:
+        registry.close()
+        raise HomeNotInitializedError(f"the registry at {path} has no backbone yet: run `forkpoint --home {path} init` first")
+    return Home(path, registry, record)
+
+
+@dataclass(frozen=True)
+class InitResult:
+    home: Home
+    created: bool  # False when the same trunk was already registered (init is idempotent)
+
+
+def init_home(
+    home: str | Path | None = None,
+    db: str | None = None,
+    arch: str = DEFAULT_ARCH,
+    weights: str | Path | None = None,
+    resolution: int | None = None,
+    actor: str | None = None,
+) -> InitResult:
+    """Create (or re-open) a home and register its trunk; a different trunk in the same home is refused."""
+    if resolution is not None and resolution < 16:
+        raise ConfigError(f"resolution {resolution} px is too small for a CNN trunk: use --resolution 16 or more")
+    backbone = load_backbone(arch, weights=weights, resolution=resolution)
+    path = resolve_home(home)
+    registry = Registry.open(path, db)
+    try:
+        existing = _only_backbone(registry, path)
+        if existing is not None and (existing.fingerprint, existing.resolution) != (backbone.fingerprint(), backbone.resolution):
+            raise ConfigError(
+                f"{path} already serves {existing.arch} at {existing.resolution} px (trunk {existing.fingerprint[:12]}): "
+                "use another --home (or --db) for a different backbone or resolution"
+            )
+        desc = backbone.describe()
+        record = registry.register_backbone(
+            desc["arch"], desc["weights_source"], desc["fingerprint"], desc["block_names"], desc["resolution"],
+            desc["mean"], desc["std"], trunk_tensors=trunk_tensors(backbone) if stores_trunk(backbone) else None,
+            actor=actor,
+        )
+    except BaseException:
+        registry.close()
+        raise
+    return InitResult(Home(path, registry, record, backbone), created=existing is None)

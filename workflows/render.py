@@ -1,0 +1,183 @@
+"""How results look to people (rich tables) and to scripts (``--json``, keys documented in README).
+
+Every function takes plain records and returns a rich renderable or a JSON-ready dict;
+nothing here touches the registry or the model.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable
+
+from rich.table import Table
+
+from registry import AuditRecord, BackboneRecord, TaskHistory, TaskRecord, VersionDiff, VersionRecord
+
+
+def dumps(obj: Any) -> str:
+    """Stable JSON: sorted keys, two-space indent, no NaN."""
+    return json.dumps(obj, indent=2, sort_keys=True, default=str, allow_nan=False)
+
+
+def pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def branch_label(record: VersionRecord) -> str:
+    names = list(record.block_names)
+    if not names:
+        return "linear probe"
+    span = names[0] if len(names) == 1 else f"{names[0]}..{names[-1]}"
+    return f"{record.branch_start}:{record.branch_end} ({span})"
+
+
+def backbone_dict(record: BackboneRecord, home: str, db: str) -> dict:
+    d = record.to_dict()
+    d.update(home=home, db=db)
+    return d
+
+
+def backbone_table(record: BackboneRecord, home: str, db: str) -> Table:
+    table = Table(title="forkpoint home", show_header=False)
+    table.add_column("key", style="bold")
+    table.add_column("value", overflow="fold")
+    for key, value in (
+        ("home", home), ("database", db), ("backbone", record.arch), ("weights", record.weights_source),
+        ("fingerprint", record.fingerprint), ("resolution", f"{record.resolution} px"),
+        ("blocks", f"{record.num_blocks} ({record.block_names[0]} .. {record.block_names[-1]})"),
+        ("trunk stored", "yes" if record.trunk_sha256 else "no (embedded weights)"),
+    ):
+        table.add_row(key, str(value))
+    return table
+
+
+def task_summary(task: TaskRecord, live: VersionRecord | None) -> dict:
+    """One row of ``forkpoint tasks --json``."""
+    return {
+        "name": task.name,
+        "live_version": task.live_version,
+        "latest_version": task.latest_version,
+        "num_versions": task.num_versions,
+        "class_names": list(task.class_names),
+        "backbone_fingerprint": task.backbone_fingerprint,
+        "branch": None if live is None else {
+            "start": live.branch_start, "end": live.branch_end, "block_names": list(live.block_names),
+        },
+        "val_acc": None if live is None else live.metrics.get("val_acc"),
+        "test_acc": None if live is None else live.metrics.get("test_acc"),
+        "extra_cost_pct": None if live is None else live.extra_cost_pct,
+        "updated_at": task.to_dict()["updated_at"],
+    }
+
+
+def tasks_table(rows: list[tuple[TaskRecord, VersionRecord | None]]) -> Table:
+    table = Table(title="tasks")
+    for col in ("task", "live", "versions", "classes", "branch", "val acc", "test acc", "extra cost"):
+        table.add_column(col, justify="right" if col in ("live", "versions", "val acc", "test acc", "extra cost") else "left")
+    for task, live in rows:
+        table.add_row(
+            task.name,
+            f"v{task.live_version}" if task.live_version is not None else "-",
+            str(task.num_versions),
+            _classes(task.class_names),
+            branch_label(live) if live else "-",
+            pct(live.metrics.get("val_acc")) if live else "-",
+            pct(live.metrics.get("test_acc")) if live else "-",
+            f"{live.extra_cost_pct:.1f}%" if live else "-",
+        )
+    return table
+
+
+def _classes(names: Iterable[str], limit: int = 4) -> str:
+    names = list(names)
+    shown = ", ".join(names[:limit])
+    return f"{len(names)}: {shown}{', ...' if len(names) > limit else ''}"
+
+
+def version_table(rec: VersionRecord) -> Table:
+    table = Table(title=f"{rec.task} v{rec.version}{' (live)' if rec.live else ''}", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    data = rec.config.get("data", {}) if isinstance(rec.config, dict) else {}
+    rows = [
+        ("status", f"{rec.status}{', live' if rec.live else ''}"),
+        ("parent version", str(rec.parent_version) if rec.parent_version is not None else "-"),
+        ("description", rec.description or "-"),
+        ("classes", _classes(rec.class_names, 10)),
+        ("branch", branch_label(rec) + (" siamese" if rec.siamese else "")),
+        ("head", "x".join(str(v) for v in rec.head_shape)),
+        ("trainable params", f"{rec.trainable_params:,} of {rec.total_params:,}"),
+        ("extra inference cost", f"{rec.extra_cost_pct:.1f}% of one trunk pass"),
+        ("val acc", pct(rec.metrics.get("val_acc"))),
+        ("test acc", pct(rec.metrics.get("test_acc"))),
+        ("data", f"{data.get('source', rec.data_path)} ({rec.data_path})"),
+        ("data DVC md5", rec.data_md5 or "-"),
+        ("split sizes", ", ".join(f"{k}={v}" for k, v in rec.split_sizes.items())),
+        ("weights", f"{rec.weights_path} ({rec.weights_bytes:,} bytes)"),
+        ("profile plot", str(rec.config.get("profile_plot") or "-")),
+        ("run id", rec.run_id or "-"),
+        ("created", f"{rec.to_dict()['created_at']} by {rec.actor}"),
+    ]
+    for key, value in rows:
+        table.add_row(key, value)
+    return table
+
+
+def profile_table(rec: VersionRecord) -> Table | None:
+    if not rec.profile:
+        return None
+    table = Table(title=f"{rec.task} v{rec.version}: finetuning profile")
+    for col in ("stage", "blocks", "params", "extra cost", "val acc"):
+        table.add_column(col, justify="left" if col in ("stage", "blocks") else "right")
+    for c in rec.profile:
+        table.add_row(str(c.get("stage")), str(c.get("label")), f"{c.get('params', 0):,}",
+                      f"{c.get('extra_cost_pct', 0):.1f}%", pct(c.get("val_acc")))
+    return table
+
+
+def history_tables(h: TaskHistory) -> tuple[Table, Table]:
+    versions = Table(title=f"{h.task.name}: versions")
+    for col in ("version", "live", "status", "parent", "branch", "val acc", "test acc", "extra cost", "created", "by"):
+        versions.add_column(col)
+    for v in h.versions:
+        versions.add_row(
+            f"v{v.version}", "*" if v.live else "", v.status, str(v.parent_version or "-"), branch_label(v),
+            pct(v.metrics.get("val_acc")), pct(v.metrics.get("test_acc")), f"{v.extra_cost_pct:.1f}%",
+            v.to_dict()["created_at"][:19], v.actor,
+        )
+    return versions, events_table(h.events, f"{h.task.name}: audit events")
+
+
+def events_table(events: Iterable[AuditRecord], title: str = "audit events") -> Table:
+    table = Table(title=title)
+    for col in ("id", "at", "actor", "action", "target", "details"):
+        table.add_column(col, overflow="fold")
+    for e in events:
+        details = {k: v for k, v in e.details.items() if k in ("live_before", "live_after", "promoted", "ok", "problems", "bytes_freed")}
+        table.add_row(str(e.id), e.to_dict()["at"][:19], e.actor, e.action, e.target, json.dumps(details) if details else "")
+    return table
+
+
+def diff_table(d: VersionDiff) -> Table:
+    table = Table(title=f"{d.task}: v{d.v1} -> v{d.v2}")
+    table.add_column("field")
+    table.add_column(f"v{d.v1}", overflow="fold")
+    table.add_column(f"v{d.v2}", overflow="fold")
+    for key, (old, new) in d.changes.items():
+        table.add_row(key, _short(old), _short(new))
+    return table
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def predictions_table(preds, tasks: list[str]) -> Table:
+    table = Table(title="predictions")
+    table.add_column("image", overflow="fold")
+    for t in tasks:
+        table.add_column(t)
+    for p in preds:
+        table.add_row(p.path, *(f"{p.tasks[t].label} ({100 * p.tasks[t].probability:.1f}%)" for t in tasks))
+    return table

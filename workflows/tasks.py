@@ -1,0 +1,107 @@
+"""Adding a task version: rebuild the served model, SubTune the new branch, then register it.
+
+Order matters for "nothing half-registered": the registry is written only after training
+and the learner's no-forgetting check have passed, in one ``add_version`` call (one
+transaction; its weights file is content-addressed, so an interrupted write leaves at
+most an unreferenced file for ``gc``). Ctrl-C before that point writes nothing.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from learner import AddTaskConfig, TaskReport, add_task
+from registry import BackboneMismatchError, ClassNamesMismatchError, TaskRecord, UnknownTaskError, VersionRecord
+from registry.validate import task_name
+from workflows.datasets import LoadedData
+from workflows.home import Home
+from workflows.live import LiveModel, load_live_model
+
+
+@dataclass
+class AddedTask:
+    """The learner's report, the registered version, and the served model including the new branch."""
+
+    report: TaskReport
+    version: VersionRecord
+    live: LiveModel
+
+
+def new_run_id() -> str:
+    """Sortable and unique enough to name one add-task run (its plots folder, its version)."""
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+def existing_task(home: Home, name: str) -> TaskRecord | None:
+    try:
+        return home.registry.get_task(name)
+    except UnknownTaskError:
+        return None
+
+
+def check_new_version_fits(home: Home, name: str, class_names: list[str]) -> TaskRecord | None:
+    """Refuse up front what the registry would refuse after training (wrong trunk, other classes)."""
+    task = existing_task(home, name)
+    if task is None:
+        return None
+    if task.backbone_fingerprint != home.fingerprint:
+        raise BackboneMismatchError(
+            f"task {name!r} belongs to backbone {task.backbone_fingerprint[:12]}, not this home's {home.fingerprint[:12]}: use a new task name"
+        )
+    if list(task.class_names) != list(class_names):
+        raise ClassNamesMismatchError(
+            f"task {name!r} has classes {list(task.class_names)}, the data has {list(class_names)}: "
+            "a different class set is a new task, use a new name"
+        )
+    return task
+
+
+def add_task_version(
+    home: Home,
+    name: str,
+    data: LoadedData,
+    cfg: AddTaskConfig,
+    *,
+    description: str = "",
+    promote: bool = True,
+    progress=None,
+    actor: str | None = None,
+) -> AddedTask:
+    """Train a branch for ``name`` next to every other live task and register it as a new version.
+
+    A new version of an existing task is trained against the other tasks' live branches
+    (its own older versions stay in the registry, untouched).
+    """
+    task_name(name)
+    check_new_version_fits(home, name, data.class_names)
+    live = load_live_model(home, exclude={name})
+    run_id = new_run_id()
+    report = add_task(live.model, name, data.task_data, cfg, progress=progress, plot_dir=home.path / "plots" / run_id)
+    branch = live.model.branches[name]
+    metrics = {**report.metrics(), "timings": report.timings, "device": report.device}
+    config = {**report.config, "data": data.describe(), "profile_plot": report.plot}
+    record = home.registry.add_version(
+        name,
+        backbone_fingerprint=home.fingerprint,
+        class_names=report.class_names,
+        tensors=branch.tensors(),
+        branch=report.branch_dict(),
+        metrics=metrics,
+        profile=[c.to_dict() for c in report.profile + report.greedy],
+        config=config,
+        data_md5=data.md5,
+        data_path=data.path,
+        split_seed=cfg.split_seed,
+        split_sizes=report.split_sizes,
+        trainable_params=report.trainable_params,
+        total_params=report.total_params,
+        extra_cost_pct=report.extra_cost_pct,
+        description=description,
+        run_id=run_id,
+        promote=promote,
+        actor=actor,
+    )
+    live.versions[name] = record
+    return AddedTask(report, record, live)
