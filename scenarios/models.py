@@ -1,0 +1,209 @@
+"""The models every strategy trains, all Avalanche ``MultiTaskModule``s on one backbone.
+
+- :class:`SubTuningModule`: our multi-task model; task label t runs task t's branch.
+- :class:`SharedTrunkMultiHead`: one backbone + one head per task. Trainable trunk for
+  Naive/EWC/LwF/Replay (what makes them forget); frozen trunk = linear probe.
+- :class:`PerTaskFullModels`: a full copy of the pretrained model per task (the
+  accuracy/storage upper reference).
+
+Heads are ``MultiHeadClassifier(masking=False)``: Avalanche's masking with class
+timelines is a known source of IndexErrors, and task labels already pick the head.
+Each model can also answer every task at once (:meth:`infer_all`) for the inference
+timing, and say what a task costs (trainable parameters, stored bytes).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from avalanche.models import MultiHeadClassifier, MultiTaskModule
+from torch import nn
+
+from learner import Backbone, MultiTaskModel
+from learner.errors import ConfigError
+
+PAD_LOGIT = -1e9  # padding for heads narrower than the widest one: never the argmax, exp() == 0
+
+
+def tensor_bytes(tensors) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def module_bytes(module: nn.Module) -> int:
+    """Bytes of everything a module stores (parameters and buffers such as BatchNorm statistics)."""
+    return tensor_bytes(module.state_dict().values())
+
+
+@dataclass(frozen=True)
+class TaskCost:
+    trainable_params: int  # parameters updated while learning the task
+    stored_bytes: int  # bytes the task adds to what is served (head, branch or model copy)
+
+
+class TaskLabelledModule(MultiTaskModule):
+    """MultiTaskModule whose batched forward pads narrow heads with a very low logit.
+
+    Avalanche pads with 0, so a 2-class head next to a 10-class one could "predict" a
+    padded class whenever both real logits are negative.
+    """
+
+    def forward(self, x: torch.Tensor, task_labels) -> torch.Tensor:
+        if task_labels is None:
+            return self.forward_all_tasks(x)
+        if isinstance(task_labels, int):
+            return self.forward_single_task(x, task_labels)
+        outs = {int(t): self.forward_single_task(x[task_labels == t], int(t)) for t in torch.unique(task_labels)}
+        width = max(self.max_class_label, *(o.shape[1] for o in outs.values()))
+        out = torch.full((x.shape[0], width), PAD_LOGIT, device=x.device, dtype=next(iter(outs.values())).dtype)
+        for t, o in outs.items():
+            out[task_labels == t, :o.shape[1]] = o
+        return out
+
+    def infer_all(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
+        """Logits of every learned task for ``x`` (what serving all tasks costs)."""
+        return {t: self.forward_single_task(x, t) for t in sorted(self.known_train_tasks_labels)}
+
+    def task_cost(self, task_label: int) -> TaskCost:
+        raise NotImplementedError
+
+    def serving_bytes(self) -> int:
+        """Bytes needed to serve every learned task (shared parts counted once)."""
+        return module_bytes(self)
+
+
+class SubTuningModule(TaskLabelledModule):
+    """Avalanche's view of a :class:`MultiTaskModel`: task label -> that task's frozen branch."""
+
+    def __init__(self, model: MultiTaskModel) -> None:
+        super().__init__()
+        self.model = model
+        self.task_names: dict[int, str] = {}
+        self._trainable: dict[int, int] = {}
+
+    def bind(self, task_label: int, name: str, trainable_params: int) -> None:
+        """Route ``task_label`` to the branch ``name`` (added to the model by add_task or a restore)."""
+        if name not in self.model.branches:
+            raise ConfigError(f"task '{name}' has no branch in the model: add it before binding label {task_label}")
+        self.task_names[int(task_label)] = name
+        self._trainable[int(task_label)] = int(trainable_params)
+
+    def name_of(self, task_label: int) -> str:
+        name = self.task_names.get(int(task_label))
+        if name is None:
+            raise ConfigError(f"no SubTuning branch for task label {task_label} yet: train that experience first")
+        return name
+
+    def forward_single_task(self, x: torch.Tensor, task_label: int) -> torch.Tensor:
+        name = self.name_of(task_label)
+        return self.model(x, tasks=[name])[name]
+
+    def infer_all(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
+        """One shared pass that forks per task (the point of SubTuning at inference)."""
+        out = self.model(x, tasks=[self.task_names[t] for t in sorted(self.task_names)])
+        return {t: out[self.task_names[t]] for t in sorted(self.task_names)}
+
+    def task_cost(self, task_label: int) -> TaskCost:
+        branch = self.model.branches[self.name_of(task_label)]
+        return TaskCost(self._trainable[int(task_label)], module_bytes(branch))
+
+    def serving_bytes(self) -> int:
+        return module_bytes(self.model.backbone) + sum(module_bytes(b) for b in self.model.branches.values())
+
+
+def trainable_copy(backbone: Backbone) -> nn.Module:
+    """A trainable deep copy of the pretrained timm model (the frozen original is never touched).
+
+    Kept channels-last: on CPU that trains Lite0's depthwise convolutions ~2.4x faster.
+    """
+    model = copy.deepcopy(backbone.model).to(memory_format=torch.channels_last)
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return model
+
+
+def pooled_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """timm model -> pooled feature vector (no classifier)."""
+    x = x.contiguous(memory_format=torch.channels_last)
+    return model.forward_head(model.forward_features(x), pre_logits=True)
+
+
+class SharedTrunkMultiHead(TaskLabelledModule):
+    """One trunk for all tasks and a head per task; ``trainable=False`` is the linear probe."""
+
+    def __init__(self, backbone: Backbone, trainable: bool) -> None:
+        super().__init__()
+        self.trainable = trainable
+        self.trunk = trainable_copy(backbone) if trainable else backbone
+        self.heads = MultiHeadClassifier(backbone.num_features, initial_out_features=2, masking=False)
+        self._trunk_params = sum(p.numel() for p in backbone.parameters())
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        if self.trainable:
+            return pooled_features(self.trunk, x)
+        with torch.no_grad():
+            return self.trunk(x)
+
+    def forward_single_task(self, x: torch.Tensor, task_label: int) -> torch.Tensor:
+        return self.heads.forward_single_task(self.features(x), task_label)
+
+    def infer_all(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
+        feats = self.features(x)  # the trunk runs once, every head reads it
+        return {t: self.heads.forward_single_task(feats, t) for t in sorted(self.known_train_tasks_labels)}
+
+    def task_cost(self, task_label: int) -> TaskCost:
+        head = self.heads.classifiers[str(task_label)]
+        head_params = sum(p.numel() for p in head.parameters())
+        return TaskCost(head_params + (self._trunk_params if self.trainable else 0), module_bytes(head))
+
+    def serving_bytes(self) -> int:
+        heads = [self.heads.classifiers[str(t)] for t in self.known_train_tasks_labels]
+        return module_bytes(self.trunk) + sum(module_bytes(h) for h in heads)
+
+
+class _FullModel(nn.Module):
+    def __init__(self, backbone: Backbone, num_classes: int) -> None:
+        super().__init__()
+        self.trunk = trainable_copy(backbone)
+        self.head = nn.Linear(backbone.num_features, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(pooled_features(self.trunk, x))
+
+
+class PerTaskFullModels(TaskLabelledModule):
+    """A fresh full copy of the pretrained model (+ head) per task; earlier copies are frozen."""
+
+    def __init__(self, backbone: Backbone) -> None:
+        super().__init__()
+        self._source = [backbone]  # a plain list: the pristine trunk is not a submodule of this model
+        # Task 0's copy exists from the start: optimizers refuse a model without parameters.
+        self.models = nn.ModuleDict({"0": _FullModel(backbone, 2)})
+
+    def adaptation(self, experience) -> None:
+        """New task label: freeze every earlier copy, add a fresh one; widen the new head to its classes."""
+        super().adaptation(experience)
+        if not self.training:
+            return
+        num_classes = max(experience.classes_in_this_experience) + 1
+        device = next(self.parameters()).device
+        for t in experience.task_labels:
+            key = str(int(t))
+            if key not in self.models:
+                for old in self.models.values():
+                    old.requires_grad_(False)
+                self.models[key] = _FullModel(self._source[0], num_classes).to(device)
+            head = self.models[key].head
+            if head.out_features < num_classes:
+                self.models[key].head = nn.Linear(head.in_features, num_classes).to(device)
+
+    def forward_single_task(self, x: torch.Tensor, task_label: int) -> torch.Tensor:
+        return self.models[str(int(task_label))](x)
+
+    def task_cost(self, task_label: int) -> TaskCost:
+        m = self.models[str(int(task_label))]
+        return TaskCost(sum(p.numel() for p in m.parameters()), module_bytes(m))
+
+    def serving_bytes(self) -> int:
+        return module_bytes(self.models)

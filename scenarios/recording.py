@@ -1,0 +1,116 @@
+"""SubTuning tasks of a stream run, recorded in a forkpoint home under the run's id.
+
+Every branch SubTuning trains is registered (safetensors, one transaction) right after
+the learner's no-forgetting check passed, with ``run_id`` set to the stream run. A
+resumed run restores the branches its run id already registered, in stream order,
+instead of training them again: that is the crash recovery Avalanche's pickled
+checkpoints cannot give multi-head models.
+
+The home comes from ``workflows`` (one trunk per home, rebuilt and fingerprint-checked);
+the version's metrics/config follow ``workflows.tasks.add_task_version``'s layout. That
+helper is not called because it trains against the home's whole live model under a
+fresh run id of its own, while a stream trains against the stream's model and must
+tag every version with the stream's run id.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from learner import AddTaskConfig, MultiTaskModel
+from learner.errors import ConfigError
+from registry import UnknownTaskError, VersionRecord
+from scenarios.streams import Stream, StreamTask
+from scenarios.subtuning import AddedTask, TrainLocally
+from workflows.home import Home
+from workflows.live import rebuild_branch
+from workflows.tasks import check_new_version_fits
+
+CRASH_ENV = "FORKPOINT_STREAM_CRASH_AFTER"  # test seam: SIGKILL right after this many tasks were registered
+
+
+def data_description(task: StreamTask, stream: Stream) -> dict:
+    ds = task.dataset
+    return {
+        "source": ds.name, "dataset": ds.name, "path": str(Path(ds.path).resolve()) if ds.path else None,
+        "dvc_md5": ds.md5, "limit_per_class": stream.options.per_class,
+        "sizes": {"train": len(ds.train), "test": len(ds.test)}, "conversions": dict(ds.conversions),
+    }
+
+
+@dataclass
+class RegistryTasks:
+    """A TaskSource that restores this run's registered branches and registers every new one."""
+
+    home: Home
+    run_id: str
+    stream: Stream
+    config: AddTaskConfig
+    progress: object | None = None
+    plot_dir: Path | None = None
+    actor: str | None = None
+    recorded: list[VersionRecord] = field(default_factory=list)
+
+    def registered(self, task: StreamTask) -> VersionRecord | None:
+        """The newest version of ``task`` registered by this run, if any."""
+        try:
+            versions = self.home.registry.versions(task.name)
+        except UnknownTaskError:
+            return None
+        mine = [v for v in versions if v.run_id == self.run_id]
+        return mine[-1] if mine else None
+
+    def obtain(self, model: MultiTaskModel, label: int, task: StreamTask) -> AddedTask:
+        record = self.registered(task)
+        if record is not None:
+            return self._restore(model, label, task, record)
+        check_new_version_fits(self.home, task.name, task.class_names)  # refuse before training, not after
+        added = TrainLocally(self.config, self.progress, self.plot_dir).obtain(model, label, task)
+        record = self._register(added, label, task)
+        added.registered_as = record.ref
+        self.recorded.append(record)
+        if os.environ.get(CRASH_ENV) == str(len(self.recorded)):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return added
+
+    def _restore(self, model: MultiTaskModel, label: int, task: StreamTask, record: VersionRecord) -> AddedTask:
+        if list(record.class_names) != task.class_names:
+            raise ConfigError(
+                f"{record.ref} of run {self.run_id} has classes {list(record.class_names)}, the stream has {task.class_names}: resume with the same data"
+            )
+        branch = rebuild_branch(self.home, record, self.home.registry.load_tensors(task.name, record.version))
+        model.add(task.name, branch, task.class_names)
+        seconds = float(record.metrics.get("timings", {}).get("total_s", 0.0))
+        return AddedTask(label, task.name, model.branches[task.name], record.trainable_params, seconds,
+                         restored_from=record.ref)
+
+    def _register(self, added: AddedTask, label: int, task: StreamTask) -> VersionRecord:
+        report = added.report
+        assert report is not None
+        n = len(self.stream.tasks)
+        position = {"run_id": self.run_id, "stream": self.stream.name, "experience": label, "of": n}
+        return self.home.registry.add_version(
+            task.name,
+            backbone_fingerprint=self.home.fingerprint,
+            class_names=report.class_names,
+            tensors=added.branch.tensors(),
+            branch=report.branch_dict(),
+            metrics={**report.metrics(), "timings": report.timings, "device": report.device, "stream": position},
+            profile=[c.to_dict() for c in report.profile + report.greedy],
+            config={**report.config, "data": data_description(task, self.stream), "stream": self.stream.options.to_dict(),
+                    "profile_plot": report.plot},
+            data_md5=task.dataset.md5,
+            data_path=str(Path(task.dataset.path).resolve()) if task.dataset.path else None,
+            split_seed=self.config.split_seed,
+            split_sizes=report.split_sizes,
+            trainable_params=report.trainable_params,
+            total_params=report.total_params,
+            extra_cost_pct=report.extra_cost_pct,
+            description=f"stream '{self.stream.name}' experience {label + 1}/{n} (run {self.run_id})",
+            run_id=self.run_id,
+            promote=True,
+            actor=self.actor,
+        )

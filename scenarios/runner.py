@@ -1,0 +1,247 @@
+"""Run a stream with every chosen strategy on one backbone and one benchmark, then report.
+
+For each strategy: train experience i, evaluate experiences 0..i with Avalanche's
+metrics; then measure what each task costs and how long serving all tasks takes.
+SubTuning additionally runs the exact no-forgetting check; if anything moved the run
+is marked failed and :class:`ForgettingError` (exit 1) is raised after the report is
+written.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from avalanche.core import SupervisedPlugin
+
+from learner import AddTaskConfig, Backbone, MultiTaskModel, SelectionConfig, TrainConfig, load_backbone
+from learner.data import to_input
+from learner.errors import ConfigError, ForgettingError
+from learner.train import resolve_device
+from scenarios.baselines import STRATEGIES, BaselineConfig, make_baseline
+from scenarios.benchmark import build_benchmark
+from scenarios.metrics import (
+    STREAM_BWT,
+    STREAM_FORGETTING,
+    accuracy_matrix,
+    avalanche_matrix,
+    changed_accuracies,
+    forgetting_per_task,
+    inference_ms_per_image,
+    last_value,
+    make_evaluator,
+)
+from scenarios.models import SubTuningModule
+from scenarios.report import StrategyResult, write_reports
+from scenarios.runstate import DONE, FAILED, RunState
+from scenarios.streams import Stream
+from scenarios.subtuning import NoForgettingCheck, SubTuningStrategy, TaskSource, TrainLocally
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Settings shared by all strategies of a run (the baselines' epochs equal SubTuning's)."""
+
+    strategies: tuple[str, ...] = STRATEGIES
+    resolution: int = 64
+    epochs: int = 4
+    profile_epochs: int = 1
+    candidates: tuple[int, int] | None = None  # SubTuning's profiled unit range; None = all
+    max_blocks: int = 3
+    batch_size: int = 32
+    lr: float = 1e-3
+    seed: int = 0
+    device: str = "auto"
+    infer_images: int = 64
+
+    def __post_init__(self) -> None:
+        unknown = [s for s in self.strategies if s not in STRATEGIES]
+        if unknown:
+            raise ConfigError(f"unknown strategy '{unknown[0]}': use any of {', '.join(STRATEGIES)}")
+        if not self.strategies:
+            raise ConfigError(f"no strategy chosen: use any of {', '.join(STRATEGIES)}")
+        if self.resolution < 16:
+            raise ConfigError(f"resolution {self.resolution} px is too small for a CNN trunk: use 16 or more")
+        if self.epochs < 1 or self.profile_epochs < 1:
+            raise ConfigError(f"epochs ({self.epochs}) and profile epochs ({self.profile_epochs}) must be >= 1")
+
+    def subtuning(self) -> AddTaskConfig:
+        return AddTaskConfig(
+            profile=TrainConfig(epochs=self.profile_epochs, patience=0, batch_size=self.batch_size, seed=self.seed),
+            train=TrainConfig(epochs=self.epochs, patience=3, batch_size=self.batch_size, seed=self.seed),
+            selection=SelectionConfig(max_blocks=self.max_blocks),
+            candidates=self.candidates,
+            split_seed=self.seed,
+            device=self.device,
+        )
+
+    def baseline(self) -> BaselineConfig:
+        return BaselineConfig(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size)
+
+    def settings(self) -> dict:
+        """What must not change between a run and its resume (the strategy list and device may)."""
+        return {"resolution": self.resolution, "seed": self.seed, "subtuning": self.subtuning().to_dict() | {"device": None},
+                "baseline": self.baseline().to_dict()}
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    status: str
+    results: list[StrategyResult]
+    files: dict[str, Path] = field(default_factory=dict)
+    folder: Path | None = None
+
+
+class _EpochProgress(SupervisedPlugin):
+    """Avalanche plugin: one progress bar per baseline experience, advanced per epoch."""
+
+    def __init__(self, progress, strategy: str, tasks: list[str]) -> None:
+        super().__init__()
+        self.progress, self.strategy, self.tasks, self.id = progress, strategy, tasks, None
+
+    def before_training_exp(self, strategy, **kwargs) -> None:
+        name = self.tasks[strategy.experience.current_experience]
+        self.id = self.progress.add_task(f"{self.strategy}: {name} train", total=strategy.train_epochs)
+
+    def after_training_epoch(self, strategy, **kwargs) -> None:
+        self.progress.advance(self.id, 1)
+
+
+def _inference_input(stream: Stream, backbone: Backbone, n: int) -> torch.Tensor:
+    images = stream.tasks[0].dataset.test.images[:n]
+    return to_input(images, backbone.resolution, backbone.mean, backbone.std)
+
+
+def run_strategy(
+    name: str,
+    stream: Stream,
+    benchmark,
+    backbone: Backbone,
+    config: RunConfig,
+    source: TaskSource | None = None,
+    progress=None,
+) -> StrategyResult:
+    """Train and evaluate one strategy over the whole stream."""
+    torch.manual_seed(config.seed)
+    device = resolve_device(config.device)
+    evaluator = make_evaluator()
+    tasks = [t.name for t in stream.tasks]
+    check = None
+    if name == "subtuning":
+        check = NoForgettingCheck()
+        strategy = SubTuningStrategy(
+            model=SubTuningModule(MultiTaskModel(backbone)), tasks=stream.tasks,
+            source=source or TrainLocally(config.subtuning(), progress), evaluator=evaluator, device=device,
+            plugins=[check],
+        )
+    else:
+        plugins = [_EpochProgress(progress, name, tasks)] if progress is not None else None
+        strategy = make_baseline(name, backbone, config.baseline(), evaluator=evaluator, device=device, plugins=plugins)
+
+    seconds: list[float] = []
+    steps = 0
+    for i, experience in enumerate(benchmark.train_stream):
+        t0 = time.perf_counter()
+        strategy.train(experience, eval_streams=[])
+        seconds.append(time.perf_counter() - t0)
+        strategy.eval(benchmark.test_stream[: i + 1])
+        steps = i + 1
+        if check is not None and check.violations:
+            break  # fail fast: the report shows where it broke
+
+    model = strategy.model
+    matrix = accuracy_matrix(evaluator, steps)
+    checks, registry, restored = {}, [], []
+    if isinstance(strategy, SubTuningStrategy):
+        seconds = [a.seconds for a in strategy.added]  # add_task time; for restored tasks, the original run's
+        registry = [a.registered_as for a in strategy.added if a.registered_as]
+        restored = [a.restored_from for a in strategy.added if a.restored_from]
+        violations = list(check.violations) + changed_accuracies(matrix)
+        checks = {"comparisons": check.comparisons, "violations": violations, "passed": not violations}
+    costs = [model.task_cost(t) for t in range(steps)]
+    x = _inference_input(stream, backbone, config.infer_images).to(next(model.parameters()).device)
+    return StrategyResult(
+        strategy=name,
+        tasks=tasks[:steps],
+        acc_matrix=matrix,
+        forgetting=last_value(evaluator, STREAM_FORGETTING),
+        bwt=last_value(evaluator, STREAM_BWT),
+        forgetting_per_task=forgetting_per_task(evaluator, steps),
+        trainable_params=[c.trainable_params for c in costs],
+        stored_bytes=[c.stored_bytes for c in costs],
+        serving_bytes=model.serving_bytes(),
+        train_seconds=seconds,
+        infer_ms_per_image=inference_ms_per_image(model, x),
+        avalanche_acc_matrix=avalanche_matrix(evaluator),
+        checks=checks,
+        registry=registry,
+        restored=restored,
+    )
+
+
+def run_stream(
+    stream: Stream,
+    config: RunConfig,
+    out: Path,
+    home=None,
+    resume: bool = False,
+    progress=None,
+    backbone: Backbone | None = None,
+    task_source: TaskSource | None = None,
+) -> RunOutcome:
+    """Run every strategy of ``config`` on ``stream``; write reports into ``out``.
+
+    ``home`` (a ``workflows.Home``) records SubTuning's tasks under the run id and lets
+    ``resume`` restore them; its trunk is then the backbone of every strategy.
+    ``task_source`` replaces how SubTuning obtains each branch (default: add_task,
+    recorded in ``home`` when given).
+    """
+    if home is not None:
+        if home.record.resolution != config.resolution:
+            raise ConfigError(
+                f"home {home.path} serves its trunk at {home.record.resolution} px, not {config.resolution}: pass --resolution {home.record.resolution} or use another --home"
+            )
+        backbone = home.backbone
+    elif backbone is None:
+        backbone = load_backbone(resolution=config.resolution)
+    elif backbone.resolution != config.resolution:
+        raise ConfigError(f"backbone resolution {backbone.resolution} != run resolution {config.resolution}")
+
+    identity = {"stream": stream.describe(), "settings": config.settings(), "backbone": backbone.fingerprint()}
+    state = RunState.start(Path(out), stream.name, identity, resume)
+    benchmark = build_benchmark(stream, backbone)
+    source = task_source
+    if source is None and home is not None:
+        from scenarios.recording import RegistryTasks
+
+        source = RegistryTasks(home, state.run_id, stream, config.subtuning(), progress, Path(out) / "plots")
+
+    results: list[StrategyResult] = []
+    failed: list[str] = []
+    for name in config.strategies:
+        saved = state.load_result(name) if resume else None
+        result = StrategyResult.from_dict(saved) if saved is not None else None
+        if result is None:
+            result = run_strategy(name, stream, benchmark, backbone, config,
+                                  source if name == "subtuning" else None, progress)
+            state.save_result(name, result.to_dict())
+        results.append(result)
+        if result.checks and not result.checks.get("passed", True):
+            failed.append(name)
+            break
+
+    state.status = FAILED if failed else DONE
+    run = {"run_id": state.run_id, "status": state.status, "stream": stream.describe(),
+           "settings": {**asdict(config), "strategies": list(config.strategies)}, "backbone": backbone.describe()}
+    files = write_reports(Path(out), run, results)
+    state.mark(state.status)
+    outcome = RunOutcome(state.run_id, state.status, results, files, Path(out))
+    if failed:
+        first = results[-1].checks["violations"][0]
+        raise ForgettingError(
+            f"SubTuning changed an earlier task's outputs ({first}; {len(results[-1].checks['violations'])} problem(s)): run {state.run_id} marked failed, see {files['markdown']}"
+        )
+    return outcome
