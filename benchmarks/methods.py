@@ -38,9 +38,10 @@ class MethodResult:
         return asdict(self)
 
 
-def train_config(s: BenchSettings, epochs: int | None = None, seed: int = 0) -> TrainConfig:
+def train_config(s: BenchSettings, n_train: int, epochs: int | None = None, seed: int = 0, lr: float | None = None) -> TrainConfig:
     """One recipe for every method: fixed epochs (patience off) so times compare epoch for epoch."""
-    return TrainConfig(epochs=epochs or s.train_epochs, lr=s.lr, head_lr=s.head_lr, batch_size=s.batch_size, patience=0, seed=seed)
+    return TrainConfig(epochs=epochs or s.train_epochs, lr=lr or s.lr, head_lr=s.head_lr, batch_size=s.batch_for(n_train),
+                       patience=0, seed=seed)
 
 
 def affordable_candidates(bb: Backbone, max_extra_cost: float) -> tuple[int, int]:
@@ -51,11 +52,12 @@ def affordable_candidates(bb: Backbone, max_extra_cost: float) -> tuple[int, int
     return min(ok), bb.num_blocks
 
 
-def add_task_config(s: BenchSettings, bb: Backbone, seed: int, branch: tuple[int, int] | None = None,
+def add_task_config(s: BenchSettings, bb: Backbone, sample: TaskSample, branch: tuple[int, int] | None = None,
                     candidates: tuple[int, int] | None = None, cache: bool = True) -> AddTaskConfig:
+    n, seed = len(sample.train[1]), sample.seed
     return AddTaskConfig(
-        profile=train_config(s, s.profile_epochs, seed),
-        train=train_config(s, s.train_epochs, seed),
+        profile=train_config(s, n, s.profile_epochs, seed),
+        train=train_config(s, n, s.train_epochs, seed),
         selection=SelectionConfig(max_blocks=s.max_blocks, max_extra_cost=s.max_extra_cost),
         candidates=None if branch else (candidates or affordable_candidates(bb, s.max_extra_cost)),
         branch=branch,
@@ -67,7 +69,7 @@ def add_task_config(s: BenchSettings, bb: Backbone, seed: int, branch: tuple[int
 
 def run_subtuning(model: MultiTaskModel, task: str, sample: TaskSample, s: BenchSettings) -> MethodResult:
     """``add_task`` on ``model`` (the task stays attached: the forgetting benchmark reads it back)."""
-    r = add_task(model, task, sample.task_data(), add_task_config(s, model.backbone, sample.seed))
+    r = add_task(model, task, sample.task_data(), add_task_config(s, model.backbone, sample))
     return MethodResult("subtuning", float(r.test_acc), r.val_acc, r.timings["total_s"], r.trainable_params, r.spec.start, r.spec.stop)
 
 
@@ -98,7 +100,7 @@ def run_fixed_branch(bb: Backbone, sample: TaskSample, s: BenchSettings, caches:
                      start: int, stop: int, method: str = "subtuning-late") -> MethodResult:
     """A branch on fixed units, trained exactly as ``add_task(branch=...)`` trains it (Branch.new + fit)."""
     branch = Branch.new(bb, start, stop, sample.num_classes, seed=sample.seed)
-    return fit_branch(bb, branch, caches, train_config(s, seed=sample.seed), method)
+    return fit_branch(bb, branch, caches, train_config(s, len(sample.train[1]), seed=sample.seed), method)
 
 
 def run_linear_probe(bb: Backbone, sample: TaskSample, s: BenchSettings, caches: SampleCaches) -> MethodResult:
@@ -108,13 +110,14 @@ def run_linear_probe(bb: Backbone, sample: TaskSample, s: BenchSettings, caches:
 
 def run_lora(bb: Backbone, sample: TaskSample, s: BenchSettings, caches: SampleCaches, start: int, stop: int) -> MethodResult:
     branch = lora_branch(bb, start, stop, sample.num_classes, s.lora_rank, seed=sample.seed)
-    return fit_branch(bb, branch, caches, train_config(s, seed=sample.seed), "lora")
+    return fit_branch(bb, branch, caches, train_config(s, len(sample.train[1]), seed=sample.seed), "lora")
 
 
 def run_full_finetune(bb: Backbone, sample: TaskSample, s: BenchSettings) -> MethodResult:
     device = next(bb.parameters()).device
     data = sample.inputs(bb.resolution, bb.mean, bb.std)
-    r = fit_full_finetune(bb, sample.num_classes, data["train"], data["val"], data["test"], train_config(s, seed=sample.seed), device)
+    cfg = train_config(s, len(sample.train[1]), seed=sample.seed, lr=s.full_ft_lr)
+    r = fit_full_finetune(bb, sample.num_classes, data["train"], data["val"], data["test"], cfg, device)
     return MethodResult("full-ft", r.test_acc, r.val_acc, r.seconds, r.trainable_params, 0, bb.num_blocks)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -62,6 +63,7 @@ def run_suite(
             t0 = time.perf_counter()
             result = mod.run(ctx)
             results["durations_s"][name] = time.perf_counter() - t0
+            results.setdefault("load_avg_1m_after", {})[name] = round(os.getloadavg()[0], 2)
             ctx.results[name] = result
             results["sections"][name] = result
             specs = mod.tables(result)

@@ -31,11 +31,13 @@ class BenchSettings:
     all_cap_per_class: int = 100  # "all" is the whole pool up to this many per class
     test_per_class: int = 50
     seeds: tuple[int, ...] = (0,)
+    seeds_all_data: int = 0  # the "all" regime runs only the first K seeds (0: every seed); it costs the most
     profile_epochs: int = 1
     train_epochs: int = 3
-    batch_size: int = 64
-    lr: float = 1e-3  # tuned units / LoRA adapters / full finetuning
+    batch_size: int = 64  # upper bound; small samples use n_train // 8 (>= 8) so they still get steps
+    lr: float = 1e-3  # tuned units and LoRA adapters (the learner's default)
     head_lr: float = 3e-3
+    full_ft_lr: float = 3e-4  # full finetuning's body: 1e-3 collapses it at 10/class (see docs/benchmarks.md)
     max_blocks: int = 3  # greedy selection budget (learner default)
     max_extra_cost: float = 30.0  # % of one pass (learner default)
     fixed_late_blocks: int = 2  # "SubTuning, fixed late branch" tunes the last K units
@@ -64,6 +66,15 @@ class BenchSettings:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def batch_for(self, n_train: int) -> int:
+        """Batch size for ``n_train`` images: at most ``batch_size``, small enough for >= 8 steps per epoch."""
+        return max(8, min(self.batch_size, n_train // 8))
+
+    def seeds_for(self, per_class: int | None) -> tuple[int, ...]:
+        if per_class is None and self.seeds_all_data:
+            return self.seeds[:self.seeds_all_data]
+        return self.seeds
+
 
 def preset(mode: str, device: str = "cpu") -> BenchSettings:
     """The named preset; ``device == 'cuda'`` turns any preset into its GPU variant (224 px, bf16)."""
@@ -74,12 +85,14 @@ def preset(mode: str, device: str = "cpu") -> BenchSettings:
             task_counts=(1, 2), batch_sizes=(1, 4), warmup=1, repeats=2, forgetting_per_class=6, max_blocks=2,
         )
     elif mode == "quick":
-        s = BenchSettings(mode="quick")
+        s = BenchSettings(mode="quick", regimes=(10, 50), cost_per_class=20, growth_counts=(1, 4, 16),
+                          warmup=1, repeats=3)
     elif mode == "full":
+        # sized for ~25 minutes on 2 busy CPU cores: "all" is capped at 100 images per class
         s = BenchSettings(
-            mode="full", tasks=DOMAIN_STREAM, regimes=(10, 50, 100, None), all_cap_per_class=300,
-            test_per_class=100, seeds=(0, 1, 2), profile_epochs=2, train_epochs=6,
-            cost_per_class=100, forgetting_per_class=100, repeats=7,
+            mode="full", tasks=DOMAIN_STREAM, regimes=(10, 50, None), all_cap_per_class=100,
+            test_per_class=40, seeds=(0, 1, 2), seeds_all_data=1, profile_epochs=1, train_epochs=3,
+            cost_per_class=40, forgetting_per_class=50, repeats=5,
         )
     else:
         raise ConfigError(f"unknown benchmark mode '{mode}': use smoke, quick or full")

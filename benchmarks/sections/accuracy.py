@@ -56,7 +56,7 @@ def run(ctx: BenchContext) -> dict:
     tasks, skipped = available_tasks(ctx)
     rows: list[dict] = []
     streams: list[dict] = []
-    combos = [(seed, regime) for seed in s.seeds for regime in s.regimes]
+    combos = [(seed, regime) for regime in s.regimes for seed in s.seeds_for(regime)]
     advance = ctx.step("accuracy", total=len(combos) * len(tasks))
     for seed, per_class in combos:
         regime = regime_label(per_class)
@@ -79,7 +79,8 @@ def run(ctx: BenchContext) -> dict:
             "fingerprints_moved": moved,
             "branches": {t: list(model.branches[t].spec.to_dict(bb.block_names)["block_names"]) for t in tasks},
         })
-    return {"tasks": tasks, "skipped_tasks": skipped, "methods": list(METHODS), "rows": rows,
+    return {"tasks": tasks, "skipped_tasks": skipped, "data_sources": {t: ctx.pool(t).source for t in tasks},
+            "methods": list(METHODS), "rows": rows,
             "summary": summarize(rows), "streams": streams}
 
 

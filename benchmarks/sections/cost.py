@@ -29,9 +29,13 @@ def _profile_run(ctx: BenchContext, sample, lo: int, hi: int, cached: bool) -> d
     val = PrefixCache(bb, data["val"][0], ctx.device, enabled=cached)
     t0 = time.perf_counter()
     cands = run_profile(bb, range(lo, hi), (train, data["train"][1], val, data["val"][1]), sample.num_classes,
-                        train_config(s, s.profile_epochs, sample.seed))
+                        train_config(s, len(sample.train[1]), s.profile_epochs, sample.seed))
     return {"candidates": hi - lo, "lo": lo, "hi": hi, "cached": cached, "seconds": time.perf_counter() - t0,
             "unit_passes": train.unit_passes + val.unit_passes, "best": max(c.val_acc for c in cands)}
+
+
+def _tuned(blocks: list[str]) -> str:
+    return "head only" if not blocks else blocks[0] if len(blocks) == 1 else f"{blocks[0]}..{blocks[-1]}"
 
 
 def _report_dict(r) -> dict:
@@ -47,10 +51,10 @@ def run(ctx: BenchContext) -> dict:
     counts = sorted({min(k, n) for k in s.growth_counts})
     advance = ctx.step("cost", total=5 + len(counts) + 1)
 
-    add_all = add_task(MultiTaskModel(bb), s.cost_task, sample.task_data(), add_task_config(s, bb, 0, candidates=(0, n)))
+    add_all = add_task(MultiTaskModel(bb), s.cost_task, sample.task_data(), add_task_config(s, bb, sample, candidates=(0, n)))
     advance()
     lo = affordable_candidates(bb, s.max_extra_cost)[0]
-    add_budget = add_task(MultiTaskModel(bb), s.cost_task, sample.task_data(), add_task_config(s, bb, 0))
+    add_budget = add_task(MultiTaskModel(bb), s.cost_task, sample.task_data(), add_task_config(s, bb, sample))
     advance()
     full = run_full_finetune(bb, sample, s)
     advance()
@@ -89,13 +93,13 @@ def tables(result: dict) -> list[TableSpec]:
     d, b, ft, lp, br = result["add_task_default"], result["add_task_budget"], result["full_ft"], result["linear_probe"], result["branch_alone"]
     sz = result["sizes"]
     cmp_rows = [
-        ["SubTuning, add_task (all units profiled: learner default)", f"{d['blocks'][0]}..{d['blocks'][-1]}", pct(d["test_acc"]),
+        ["SubTuning, add_task (all units profiled: learner default)", _tuned(d["blocks"]), pct(d["test_acc"]),
          num(d["timings"]["profile_s"], 1), num(d["timings"]["select_s"], 1), num(d["timings"]["train_s"], 1), num(d["timings"]["total_s"], 1),
          num(d["timings"]["total_s"] / ft["seconds"])],
-        [f"SubTuning, add_task (units {b['candidate_range'][0]}..{b['candidate_range'][1] - 1} in the cost budget)", f"{b['blocks'][0]}..{b['blocks'][-1]}",
+        [f"SubTuning, add_task (units {b['candidate_range'][0]}..{b['candidate_range'][1] - 1} in the cost budget)", _tuned(b["blocks"]),
          pct(b["test_acc"]), num(b["timings"]["profile_s"], 1), num(b["timings"]["select_s"], 1), num(b["timings"]["train_s"], 1),
          num(b["timings"]["total_s"], 1), num(b["timings"]["total_s"] / ft["seconds"])],
-        ["chosen branch trained alone (fresh cache)", f"{br['start']}:{br['stop']}", pct(br["test_acc"]), "–", "–", num(br["seconds"], 1),
+        ["chosen branch trained alone (fresh cache)", f"units {br['start']}:{br['stop']}", pct(br["test_acc"]), "–", "–", num(br["seconds"], 1),
          num(br["seconds"], 1), num(br["seconds"] / ft["seconds"])],
         ["linear probe", "head only", pct(lp["test_acc"]), "–", "–", num(lp["seconds"], 1), num(lp["seconds"], 1), num(lp["seconds"] / ft["seconds"])],
         ["full finetuning", "all weights", pct(ft["test_acc"]), "–", "–", num(ft["seconds"], 1), num(ft["seconds"], 1), "1.00"],

@@ -69,7 +69,8 @@ def run(ctx: BenchContext) -> dict:
             for i in range(n):
                 br, h = branches[i], fork_inputs[starts[i]]
                 fns[f"branch{i}"] = timed(lambda br=br, h=h: br.logits(br.features(bb, h)))
-            med = interleaved_medians(fns, device, s.warmup, s.repeats)
+            # small batches are cheap and noisier: more repeats
+            med = interleaved_medians(fns, device, s.warmup, s.repeats * (3 if bs <= 8 else 1))
             lower = med["trunk"] + sum(med[f"branch{i}"] for i in range(n))
             rows.append({
                 "batch_size": bs, "tasks": n, "fork_units": starts[:n],
