@@ -37,17 +37,23 @@ def _int_list(value: str | None, what: str) -> tuple[int, ...] | None:
               help="Local weights file for --arch (nothing is downloaded).")
 @click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=Path("data"), show_default=True)
 @click.option("--publish", is_flag=True, help="Also copy the results into benchmarks/results/ and docs/ (docs/benchmarks.md, docs/img/).")
-def bench_command(quick, smoke, out, device, only, seeds, tasks, resolution, threads, arch, weights, data_root, publish) -> None:
+@click.option("--from-results", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="Measure nothing: rebuild tables, targets and PNGs from an earlier results.json (into --out).")
+def bench_command(quick, smoke, out, device, only, seeds, tasks, resolution, threads, arch, weights, data_root, publish, from_results) -> None:
     """Measure SubTuning against linear probe, full finetuning and LoRA: accuracy, cost, throughput, storage, forgetting."""
-    from benchmarks.runner import run_suite
+    from benchmarks.runner import rerender, run_suite
     from learner.train import resolve_device
 
+    if from_results is not None:
+        rerender(from_results, out, publish_results=publish)
+        return
     dev = resolve_device(device)
     mode = "smoke" if smoke else "quick" if quick else "full"
     s = preset(mode, str(dev))
     overrides = {}
     if (v := _int_list(seeds, "seeds")) is not None:
         overrides["seeds"] = v
+        overrides["regime_seeds"] = ()  # explicit seeds run at every regime
     if tasks:
         overrides["tasks"] = tuple(t.strip() for t in tasks.split(",") if t.strip())
     if resolution is not None:
@@ -58,6 +64,10 @@ def bench_command(quick, smoke, out, device, only, seeds, tasks, resolution, thr
         overrides["arch"] = arch
     if weights is not None:
         overrides["weights"] = str(weights)
+    if dev.type == "cuda" and not arch and weights is None:
+        from benchmarks.backbones import pick_gpu_backbone
+
+        overrides["arch"], overrides["weights"], overrides["backbone_note"] = pick_gpu_backbone()
     if arch and arch != s.arch and weights is None:
         raise ConfigError(f"--arch {arch} needs --weights PATH to local pretrained weights: benchmarks never download weights, and random weights measure nothing")
     s = replace(s, **overrides)

@@ -115,22 +115,28 @@ def plot_storage(result: dict, path: Path) -> Path:
 
 def plot_forgetting(result: dict, path: Path) -> Path:
     streams = result["subtuning"]["streams"]
-    fig, ax = plt.subplots(figsize=(6, 3.6))
+    harness = (result.get("harness") or {}).get("strategies") or {}
+    fig, axes = plt.subplots(1, 2 if harness else 1, figsize=(11 if harness else 6, 3.8), squeeze=False)
+    ax = axes[0][0]
     labels, vals = [], []
     for st in streams:
         for t in st["tasks"]:
             labels.append(f"{t}\n{st['regime']} s{st['seed']}")
             vals.append(100 * (st["acc_after_add"][t] - st["acc_at_end"][t]))
-    base = result.get("baselines") or {}
-    for method, per_task in base.items():
-        for t, v in per_task.items():
-            labels.append(f"{method}\n{t}")
-            vals.append(100 * v)
-    ax.bar(range(len(vals)), vals, color=["tab:orange"] * (len(vals) - sum(len(v) for v in base.values())) + ["tab:gray"] * sum(len(v) for v in base.values()))
+    ax.bar(range(len(vals)), vals, color="tab:orange")
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xticks(range(len(labels)), labels, fontsize=6, rotation=90)
     ax.set_ylabel("forgetting (accuracy points)")
-    ax.set_title("forgetting after the whole stream (SubTuning in orange)")
+    ax.set_title("SubTuning: accuracy after adding − after the stream")
+    if harness:
+        ax2 = axes[0][1]
+        names = list(harness)
+        ax2.bar(range(len(names)), [100 * harness[n]["forgetting"] for n in names],
+                color=["tab:orange" if n == "subtuning" else "tab:gray" for n in names])
+        ax2.axhline(0, color="black", linewidth=0.8)
+        ax2.set_xticks(range(len(names)), names, fontsize=8)
+        ax2.set_ylabel("Avalanche stream forgetting (points)")
+        ax2.set_title("same stream, scenarios harness")
     return _save(fig, path)
 
 

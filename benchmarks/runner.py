@@ -12,6 +12,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from benchmarks.backbones import build_backbone
 from benchmarks.context import BenchContext
 from benchmarks.machine import machine_info
 from benchmarks.plots import plot_section
@@ -19,7 +20,6 @@ from benchmarks.report import publish, write_json, write_markdown
 from benchmarks.settings import SECTIONS, BenchSettings
 from benchmarks.tables import to_rich
 from benchmarks.targets import evaluate, table as targets_table
-from learner import load_backbone
 from learner.errors import ConfigError
 from learner.train import resolve_device
 
@@ -48,7 +48,7 @@ def run_suite(
     settings = replace(settings, device=str(device))
     if device.type == "cpu":
         torch.set_num_threads(settings.threads)
-    backbone = load_backbone(settings.arch, weights=settings.weights, resolution=settings.resolution).to(device)
+    backbone = build_backbone(settings.arch, settings.weights, settings.resolution).to(device)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     results: dict = {"machine": machine_info(device), "settings": settings.to_dict(), "backbone": {
@@ -80,4 +80,27 @@ def run_suite(
         for path in publish(results, out):
             console.print(f"published {path}")
     console.print(f"results: {out / 'results.json'}, {out / 'results.md'}, {len(results['plots'])} PNG(s) in {out}")
+    return results
+
+
+def rerender(results_path: Path, out: Path | None = None, publish_results: bool = False, console: Console | None = None) -> dict:
+    """Rebuild tables, targets, PNGs and markdown from a results.json (after a presentation fix, without re-measuring)."""
+    import json
+
+    console = console or Console()
+    results_path = Path(results_path)
+    results = json.loads(results_path.read_text())
+    out = Path(out or results_path.parent)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, result in results["sections"].items():
+        mod = section_module(name)
+        results["tables"][name] = [t.to_dict() for t in mod.tables(result)]
+        results["plots"][name] = str(plot_section(name, result, out))
+    results["targets"] = evaluate(results["sections"])
+    console.print(to_rich(targets_table(results["targets"])))
+    write_json(results, out / "results.json")
+    write_markdown(results, out / "results.md")
+    if publish_results:
+        for path in publish(results, out):
+            console.print(f"published {path}")
     return results

@@ -22,16 +22,17 @@ class BenchSettings:
     device: str = "cpu"
     arch: str = "tf_efficientnet_lite0"
     weights: str | None = None  # local weights file for a non-default arch (never fetched)
+    backbone_note: str = ""  # why this backbone (the GPU mode looks for a bigger model's local weights)
     resolution: int = 32
     threads: int = 1  # one thread: OpenMP spin-waits badly when other jobs share the 2 cores
     bf16: bool = False  # autocast on CUDA
     # accuracy: stream tasks x data regimes x methods x seeds
-    tasks: tuple[str, ...] = ("mnist", "digits")
+    tasks: tuple[str, ...] = DOMAIN_STREAM[:2]
     regimes: tuple[int | None, ...] = (10, 50, None)  # images per class; None = all (capped below)
     all_cap_per_class: int = 100  # "all" is the whole pool up to this many per class
     test_per_class: int = 50
     seeds: tuple[int, ...] = (0,)
-    seeds_all_data: int = 0  # the "all" regime runs only the first K seeds (0: every seed); it costs the most
+    regime_seeds: tuple[int, ...] = ()  # per regime: run only its first K seeds (bigger regimes cost more); () = every seed
     profile_epochs: int = 1
     train_epochs: int = 3
     batch_size: int = 64  # upper bound; small samples use n_train // 8 (>= 8) so they still get steps
@@ -52,8 +53,9 @@ class BenchSettings:
     warmup: int = 2
     repeats: int = 5
     fork_offsets: tuple[int, ...] = (1, 2, 3)  # branches fork at the last 1..3 units, cycling
-    # forgetting
+    # forgetting: the scenarios harness's continual-learning baselines on the domain stream
     forgetting_per_class: int = 50
+    cl_baselines: tuple[str, ...] = ("naive", "ewc", "lwf", "replay")
 
     def __post_init__(self) -> None:
         if self.resolution < 16:
@@ -62,6 +64,8 @@ class BenchSettings:
             raise ConfigError(f"--threads {self.threads} must be >= 1")
         if not self.seeds:
             raise ConfigError("no seeds given: pass at least one --seeds value")
+        if self.regime_seeds and len(self.regime_seeds) != len(self.regimes):
+            raise ConfigError(f"regime_seeds {self.regime_seeds} must give one seed count per regime {self.regimes}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -71,8 +75,8 @@ class BenchSettings:
         return max(8, min(self.batch_size, n_train // 8))
 
     def seeds_for(self, per_class: int | None) -> tuple[int, ...]:
-        if per_class is None and self.seeds_all_data:
-            return self.seeds[:self.seeds_all_data]
+        if self.regime_seeds and per_class in self.regimes:
+            return self.seeds[:max(1, self.regime_seeds[self.regimes.index(per_class)])]
         return self.seeds
 
 
@@ -80,22 +84,27 @@ def preset(mode: str, device: str = "cpu") -> BenchSettings:
     """The named preset; ``device == 'cuda'`` turns any preset into its GPU variant (224 px, bf16)."""
     if mode == "smoke":
         s = BenchSettings(
-            mode="smoke", tasks=("digits", "mnist"), regimes=(4,), all_cap_per_class=8, test_per_class=5,
+            mode="smoke", regimes=(4,), cl_baselines=("naive",), all_cap_per_class=8, test_per_class=5,
             profile_epochs=1, train_epochs=1, batch_size=32, cost_per_class=4, growth_counts=(1, 2),
-            task_counts=(1, 2), batch_sizes=(1, 4), warmup=1, repeats=2, forgetting_per_class=6, max_blocks=2,
+            task_counts=(1, 2), batch_sizes=(1, 4), warmup=1, repeats=2, forgetting_per_class=3, max_blocks=2,
         )
     elif mode == "quick":
         s = BenchSettings(mode="quick", regimes=(10, 50), cost_per_class=20, growth_counts=(1, 4, 16),
-                          warmup=1, repeats=3)
+                          forgetting_per_class=20, warmup=1, repeats=3)
     elif mode == "full":
-        # sized for ~25 minutes on 2 busy CPU cores: "all" is capped at 100 images per class
+        # sized for ~25 minutes on 2 busy CPU cores: 48 px (at 32 px the frozen features are too weak
+        # to compare fairly), "all" capped at 100 images per class, fewer seeds where a run costs more
         s = BenchSettings(
-            mode="full", tasks=DOMAIN_STREAM, regimes=(10, 50, None), all_cap_per_class=100,
-            test_per_class=40, seeds=(0, 1, 2), seeds_all_data=1, profile_epochs=1, train_epochs=3,
-            cost_per_class=40, forgetting_per_class=50, repeats=5,
+            mode="full", tasks=DOMAIN_STREAM, resolution=48, regimes=(10, 50, None), regime_seeds=(3, 2, 1),
+            all_cap_per_class=100, test_per_class=30, seeds=(0, 1, 2), profile_epochs=1, train_epochs=3,
+            cost_per_class=30, growth_counts=(1, 4, 16), forgetting_per_class=30, repeats=3,
         )
     else:
         raise ConfigError(f"unknown benchmark mode '{mode}': use smoke, quick or full")
     if device.startswith("cuda"):
         s = replace(s, device=device, resolution=224, bf16=True, batch_size=max(s.batch_size, 64))
+        if mode == "full":  # a GPU affords the issue's whole grid: 10/50/100/all, 3 seeds everywhere, longer training
+            s = replace(s, regimes=(10, 50, 100, None), regime_seeds=(), all_cap_per_class=500, test_per_class=100,
+                        profile_epochs=2, train_epochs=6, cost_per_class=100, growth_counts=(1, 2, 4, 8, 16),
+                        forgetting_per_class=100, repeats=10, warmup=3)
     return s

@@ -45,17 +45,21 @@ def to_rich(t: TableSpec):
     return table
 
 
-def pct(x: float, digits: int = 1) -> str:
+def _missing(x) -> bool:
+    return x is None or x != x  # None (NaN after a JSON round trip) or NaN
+
+
+def pct(x: float | None, digits: int = 1) -> str:
     """A 0..1 accuracy as a percentage."""
-    return "–" if x != x else f"{100 * x:.{digits}f}"
+    return "–" if _missing(x) else f"{100 * x:.{digits}f}"
 
 
-def pm(mean: float, std: float, n: int) -> str:
+def pm(mean: float | None, std: float | None, n: int) -> str:
     """'mean ± std' in percent; just the mean when there is one seed."""
-    if mean != mean:
+    if _missing(mean):
         return "–"
-    return f"{100 * mean:.1f} ± {100 * std:.1f}" if n > 1 else f"{100 * mean:.1f}"
+    return f"{100 * mean:.1f} ± {100 * (std or 0.0):.1f}" if n > 1 else f"{100 * mean:.1f}"
 
 
-def num(x: float, digits: int = 2) -> str:
-    return "–" if x != x else f"{x:,.{digits}f}"
+def num(x: float | None, digits: int = 2) -> str:
+    return "–" if _missing(x) else f"{x:,.{digits}f}"

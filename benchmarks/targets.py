@@ -24,8 +24,16 @@ def evaluate(results: dict) -> list[dict]:
     fg = results.get("forgetting", {}).get("subtuning")
     if fg:
         moved = fg["fingerprints_moved"]
-        add("forgetting exactly 0", _status(fg["max_abs_forgetting"] == 0 and not moved),
-            f"max |forgetting| {100 * fg['max_abs_forgetting']:.2f} pt over {len(fg['streams'])} stream(s); {len(moved)} frozen tensors moved")
+        ok = fg["max_abs_forgetting"] == 0 and not moved
+        measured = f"max |forgetting| {100 * fg['max_abs_forgetting']:.2f} pt over {len(fg['streams'])} stream(s); {len(moved)} frozen tensors moved"
+        harness = (results["forgetting"].get("harness") or {}).get("strategies", {})
+        if "subtuning" in harness:
+            h = harness["subtuning"]
+            ok = ok and h["forgetting"] == 0 and bool(h["checks"].get("passed"))
+            others = ", ".join(f"{k} {100 * v['forgetting']:.1f}" for k, v in harness.items() if k != "subtuning")
+            measured += f"; harness (Avalanche): SubTuning {100 * h['forgetting']:.2f} pt, exact check {'passed' if h['checks'].get('passed') else 'FAILED'}"
+            measured += f" (vs {others} pt)" if others else ""
+        add("forgetting exactly 0", _status(ok), measured)
     else:
         add("forgetting exactly 0", NOT_MEASURED, "forgetting section not run")
 

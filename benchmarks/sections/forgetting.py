@@ -1,24 +1,26 @@
 """Forgetting: each task's accuracy right after it was added vs after the whole stream.
 
-SubTuning's figure comes from real stream runs (the accuracy section's, or its own when
-run alone): every accuracy is read through the shared all-tasks forward, and every
-frozen tensor's fingerprint is compared. Naive / EWC / LwF / Replay on the same stream
-belong to the scenarios harness (``scenarios/``); they are included when it provides them.
+Two sources, both real stream runs:
+* the accuracy section's SubTuning streams (or this section's own when run alone):
+  every accuracy is read through the shared all-tasks forward, every frozen tensor's
+  fingerprint compared;
+* the scenarios harness (``scenarios.runner.run_stream``, Avalanche): SubTuning and the
+  continual-learning baselines (Naive/EWC/LwF/Replay) on the same domain stream, same
+  backbone, with Avalanche's own forgetting metric.
 """
 
 from __future__ import annotations
 
-import importlib
+import datetime as dt
 
 from benchmarks.context import BenchContext
 from benchmarks.datasets import sample_task
-from benchmarks.methods import run_subtuning, shared_model_accuracy
+from benchmarks.methods import affordable_candidates, run_subtuning, shared_model_accuracy
 from benchmarks.sections.accuracy import available_tasks
+from benchmarks.settings import DOMAIN_STREAM
 from benchmarks.stats import mean_std, regime_label
 from benchmarks.tables import TableSpec, num, pct
 from learner import MultiTaskModel
-
-HARNESS_HOOK = "benchmark_forgetting"  # scenarios.<hook>(settings) -> {method: {task: forgetting}}
 
 
 def _own_stream(ctx: BenchContext) -> list[dict]:
@@ -42,14 +44,35 @@ def _own_stream(ctx: BenchContext) -> list[dict]:
              "forgetting": {t: after[t] - end[t] for t in tasks}, "fingerprints_moved": sorted(k for k, v in fps.items() if final.get(k) != v)}]
 
 
-def _harness(ctx: BenchContext) -> dict | None:
-    """Baselines from the scenarios harness, when it exposes the hook (None otherwise)."""
+def _harness(ctx: BenchContext) -> dict:
+    """SubTuning and the CL baselines through the scenarios harness on the first tasks of the domain stream."""
     try:
-        mod = importlib.import_module("scenarios")
-    except ImportError:
-        return None
-    hook = getattr(mod, HARNESS_HOOK, None)
-    return hook(ctx.settings) if callable(hook) else None
+        from scenarios.runner import RunConfig, run_stream
+        from scenarios.streams import StreamOptions, load_stream
+    except ImportError as exc:
+        return {"error": f"the scenarios harness is not importable ({exc}): Naive/EWC/LwF/Replay left out"}
+    s, bb = ctx.settings, ctx.backbone
+    n_tasks = max(2, min(len(s.tasks), len(DOMAIN_STREAM)))
+    seed = s.seeds[0]
+    opts = StreamOptions(per_class=s.forgetting_per_class, test_per_class=s.test_per_class, seed=seed, num_tasks=n_tasks,
+                         data_root=ctx.data_root)
+    stream = load_stream("domains", opts)
+    n_train = s.forgetting_per_class * len(stream.tasks[0].class_names)
+    cfg = RunConfig(strategies=("subtuning",) + tuple(s.cl_baselines), resolution=bb.resolution, epochs=s.train_epochs,
+                    profile_epochs=s.profile_epochs, candidates=affordable_candidates(bb, s.max_extra_cost), max_blocks=s.max_blocks,
+                    batch_size=s.batch_for(n_train), lr=s.full_ft_lr, seed=seed, device=str(ctx.device))
+    folder = ctx.out / "scenarios" / dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    advance = ctx.step("forgetting: scenarios harness", total=1)
+    outcome = run_stream(stream, cfg, folder, backbone=bb)
+    advance()
+    return {
+        "stream": [t.name for t in stream.tasks], "per_class": s.forgetting_per_class, "seed": seed, "report": str(folder / "report.md"),
+        "strategies": {
+            r.strategy: {"forgetting": r.forgetting, "forgetting_per_task": r.forgetting_per_task, "final_acc": r.final_acc,
+                         "avg_acc": r.avg_acc, "train_seconds": sum(r.train_seconds), "checks": r.checks}
+            for r in outcome.results
+        },
+    }
 
 
 def run(ctx: BenchContext) -> dict:
@@ -63,14 +86,11 @@ def run(ctx: BenchContext) -> dict:
                            "max_abs_forgetting": max((abs(v) for v in st["forgetting"].values()), default=0.0),
                            "fingerprints_moved": st["fingerprints_moved"],
                            "acc_at_end": st["acc_at_end"], "acc_after_add": st["acc_after_add"]})
-    harness = _harness(ctx)
     return {
         "subtuning": {"streams": per_stream, "max_abs_forgetting": max((abs(v) for v in values), default=0.0),
                       "mean_forgetting": mean_std(values)[0] if values else float("nan"),
                       "fingerprints_moved": sorted({k for st in streams for k in st["fingerprints_moved"]})},
-        "baselines": harness,
-        "baselines_note": None if harness is not None else
-        "Naive/EWC/LwF/Replay come from the scenarios harness (scenarios/), which did not provide them in this run.",
+        "harness": _harness(ctx),
     }
 
 
@@ -85,14 +105,18 @@ def tables(result: dict) -> list[TableSpec]:
     out = [TableSpec("SubTuning forgetting on the stream (accuracy % right after adding → after the last task)",
                      ["data", "seed", "stream", "per task", "mean forgetting (pt)", "max |forgetting| (pt)", "frozen tensors moved"],
                      rows, align_left=4)]
-    base = result.get("baselines")
-    if base:
+    h = result.get("harness") or {}
+    if h.get("strategies"):
         brow = []
-        for method, per_task in base.items():
-            vals = list(per_task.values())
-            brow.append([method, num(100 * sum(vals) / len(vals)) if vals else "–", num(100 * max(vals)) if vals else "–"])
-        out.append(TableSpec("Forgetting of continual-learning baselines on the same stream (scenarios harness)",
-                             ["method", "mean forgetting (pt)", "max forgetting (pt)"], brow))
-    elif result.get("baselines_note"):
-        out.append(TableSpec("Continual-learning baselines", ["status"], [[result["baselines_note"]]]))
+        for name, r in h["strategies"].items():
+            per = [v for v in r["forgetting_per_task"] if v is not None]
+            check = "" if not r["checks"] else ("passed" if r["checks"].get("passed") else "FAILED")
+            brow.append([name, pct(r["avg_acc"]), num(100 * r["forgetting"]), num(100 * max(per)) if per else "–",
+                         num(r["train_seconds"], 1), check])
+        out.append(TableSpec(
+            f"Same stream through the scenarios harness (Avalanche): {' → '.join(h['stream'])}, {h['per_class']} images/class, seed {h['seed']}",
+            ["strategy", "final avg acc %", "forgetting (pt, Avalanche)", "max task forgetting (pt)", "train s (all tasks)", "exact check"],
+            brow, note=f"Full report: {h['report']}"))
+    elif h.get("error"):
+        out.append(TableSpec("Continual-learning baselines", ["status"], [[h["error"]]]))
     return out

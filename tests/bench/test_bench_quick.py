@@ -42,7 +42,7 @@ def test_smoke_run_writes_every_output(smoke_run):
 def test_smoke_accuracy_rows_cover_every_method(smoke_run):
     _, res, _ = smoke_run
     acc = res["sections"]["accuracy"]
-    assert acc["tasks"] == ["digits", "mnist"]
+    assert acc["tasks"] == ["mnist", "fashion"]
     combos = {(r["task"], r["method"]) for r in acc["rows"]}
     assert combos == {(t, m) for t in acc["tasks"] for m in acc["methods"]}
     for r in acc["rows"]:
@@ -75,6 +75,11 @@ def test_smoke_stream_forgets_nothing(smoke_run):
     fg = res["sections"]["forgetting"]["subtuning"]
     assert fg["max_abs_forgetting"] == 0.0 and fg["fingerprints_moved"] == []
     assert all(len(s["tasks"]) == 2 for s in fg["streams"])
+    harness = res["sections"]["forgetting"]["harness"]
+    assert set(harness["strategies"]) == {"subtuning", "naive"} and len(harness["stream"]) == 2
+    sub = harness["strategies"]["subtuning"]
+    assert sub["forgetting"] == 0.0 and sub["checks"]["passed"]
+    assert all(0.0 <= a <= 1.0 for a in harness["strategies"]["naive"]["final_acc"])
 
 
 def test_publish_rewrites_only_the_generated_region(smoke_run, tmp_path):
@@ -108,3 +113,39 @@ def test_module_entry_point_reports_errors_in_one_line(monkeypatch, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: --seeds 'x'") and "\n" not in err
+
+
+def test_rerender_rebuilds_the_same_tables_from_json(smoke_run, tmp_path):
+    out, res, _ = smoke_run
+    result = CliRunner().invoke(bench_command, ["--from-results", str(out / "results.json"), "--out", str(tmp_path)],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    import json
+
+    again = json.loads((tmp_path / "results.json").read_text())
+    assert again["tables"] == res["tables"] and again["targets"] == res["targets"]
+    assert all((tmp_path / f"bench-{name}.png").stat().st_size > 5000 for name in SECTIONS)
+
+
+def test_gpu_mode_uses_a_bigger_model_only_from_local_weights(tmp_path):
+    """A cached timm safetensors file is found and loads strictly; an empty cache falls back to the embedded Lite0."""
+    import timm
+    from safetensors.torch import save_file
+
+    from benchmarks.backbones import build_backbone, local_timm_weights, pick_gpu_backbone
+    from benchmarks.settings import preset
+
+    snap = tmp_path / "models--timm--resnet10t.c3_in1k" / "snapshots" / "0123"
+    snap.mkdir(parents=True)
+    model = timm.create_model("resnet10t")
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(snap / "model.safetensors"))
+    name, path = local_timm_weights("resnet10t", tmp_path)
+    assert name == "resnet10t.c3_in1k" and path == snap / "model.safetensors"
+    bb = build_backbone(name, str(path), 32)
+    from learner.backbone import module_digest
+
+    assert bb.weights_source == "file:model.safetensors" and bb.fingerprint() == module_digest(model)
+    arch, weights, why = pick_gpu_backbone(tmp_path / "empty")
+    assert arch == "tf_efficientnet_lite0" and weights is None and "embedded Lite0" in why
+    gpu = preset("full", "cuda")
+    assert gpu.resolution == 224 and gpu.bf16 and gpu.regimes == (10, 50, 100, None) and gpu.seeds_for(None) == (0, 1, 2)
