@@ -93,11 +93,11 @@ def preset(mode: str, device: str = "cpu") -> BenchSettings:
                           forgetting_per_class=20, warmup=1, repeats=3)
     elif mode == "full":
         # sized for ~25 minutes on 2 busy CPU cores: 48 px (at 32 px the frozen features are too weak
-        # to compare fairly), "all" capped at 100 images per class, fewer seeds where a run costs more
+        # to compare fairly), "all" capped at 80 images per class, fewer seeds where a run costs more
         s = BenchSettings(
             mode="full", tasks=DOMAIN_STREAM, resolution=48, regimes=(10, 50, None), regime_seeds=(3, 2, 1),
-            all_cap_per_class=100, test_per_class=30, seeds=(0, 1, 2), profile_epochs=1, train_epochs=3,
-            cost_per_class=30, growth_counts=(1, 4, 16), forgetting_per_class=30, repeats=3,
+            all_cap_per_class=80, test_per_class=30, seeds=(0, 1, 2), profile_epochs=1, train_epochs=3,
+            cost_per_class=30, growth_counts=(1, 4, 16), forgetting_per_class=20, repeats=3,
         )
     else:
         raise ConfigError(f"unknown benchmark mode '{mode}': use smoke, quick or full")
