@@ -13,6 +13,7 @@ a broken optional subsystem (data, stream, bench) cannot break the rest of the C
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import logging
@@ -20,6 +21,7 @@ import os
 import sys
 import traceback
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
 
@@ -31,11 +33,11 @@ EXIT_INTERRUPTED = 130
 DEFAULT_BACKBONE = "tf_efficientnet_lite0"  # learner.backbone.DEFAULT_ARCH, kept literal so --help needs no torch
 DEMO_HOME = Path(".forkpoint-demo")
 
-# Subcommand groups other areas own: command -> (module, preferred attribute).
+# Commands other areas own: name -> (module, attribute, help shown if it cannot be loaded).
 SUBSYSTEMS: dict[str, tuple[str, str, str]] = {
     "data": ("imagedata.commands", "data_group", "Prepare and inspect the built-in datasets (DVC-tracked)."),
     "stream": ("scenarios.commands", "stream_group", "Run continual-learning streams (Avalanche) and compare strategies."),
-    "bench": ("benchmarks.commands", "bench_group", "Benchmarks: SubTuning vs baselines, timings, reports."),
+    "bench": ("benchmarks.commands", "bench_command", "Benchmarks: SubTuning vs baselines, timings, reports."),
 }
 
 _verbosity = 0  # set by the group callback; read by the error boundary
@@ -117,10 +119,10 @@ def _load_subsystem(name: str) -> click.Command:
             module = importlib.import_module(module_name)
             group = getattr(module, attr, None)
             if not isinstance(group, click.Command):
-                group = next((v for v in vars(module).values() if isinstance(v, click.Group) and v.name == name), None)
+                group = next((v for v in vars(module).values() if isinstance(v, click.Command) and v.name == name), None)
             if isinstance(group, click.Command):
                 return group
-            reason = f"{module_name} defines no click group {attr!r}"
+            reason = f"{module_name} defines no click command {attr!r}"
         except Exception as exc:  # noqa: BLE001 - broken subsystem: keep the rest of the CLI working
             reason = f"{module_name} fails to import ({type(exc).__name__}: {exc})"
 
@@ -141,8 +143,9 @@ class State:
     verbose: int
     quiet: bool
 
-    @property
+    @cached_property
     def console(self):
+        """stdout for results; wide when not a terminal so tables in logs and pipes do not fold."""
         from rich.console import Console
 
         width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "160"))
@@ -153,18 +156,25 @@ class State:
 
         return open_home(self.home, self.db)
 
+    @cached_property
+    def stderr(self):
+        """Progress and notes go to stderr, so stdout holds only results (and --json stays parseable)."""
+        from rich.console import Console
+
+        return Console(stderr=True, soft_wrap=False)
+
     def note(self, message: str) -> None:
         """Informational lines that --quiet drops (results are always printed)."""
         if not self.quiet:
-            self.console.print(message, highlight=False)
+            self.stderr.print(message, highlight=False)
 
     def progress(self):
-        """A rich progress display, or None when quiet or not on a terminal-ish stream."""
+        """A rich progress display with ETA on stderr, or None with --quiet."""
         if self.quiet:
             return None
         from workflows.progress import rich_progress
 
-        return rich_progress(self.console)
+        return rich_progress(self.stderr)
 
 
 pass_state = click.make_pass_decorator(State)
@@ -268,7 +278,7 @@ def init(state: State, arch: str, weights: str | None, resolution: int | None, a
 
     result = init_home(state.home, state.db, arch, weights, resolution)
     with result.home as home:
-        db = home.registry.url if state.db is None else _shown_db(state.db)
+        db = _shown_db(home.registry.url)
         if as_json:
             emit_json({**backbone_dict(home.record, str(home.path), db), "created": result.created})
             return
@@ -295,7 +305,7 @@ def info(state: State, as_json: bool) -> None:
             emit_json({**backbone_dict(home.record, str(home.path), db), "num_tasks": len(home.registry.list_tasks())})
             return
         state.console.print(backbone_table(home.record, str(home.path), db))
-        state.note("blocks: " + ", ".join(f"{i}={n}" for i, n in enumerate(home.record.block_names)))
+        state.console.print("blocks: " + ", ".join(f"{i}={n}" for i, n in enumerate(home.record.block_names)), highlight=False)
 
 
 # ---- adding tasks ------------------------------------------------------------------------
@@ -308,6 +318,7 @@ def info(state: State, as_json: bool) -> None:
 @click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), envvar="FORKPOINT_DATA", default=Path("data"),
               show_default=True, help="Where built-in datasets are prepared (env FORKPOINT_DATA).")
 @click.option("--limit-per-class", type=click.IntRange(min=2), help="Use at most N images per class in each split (quick runs, low-data studies).")
+@click.option("--val-limit-per-class", type=click.IntRange(min=1), help="Cap validation images per class separately (profiling scores every block on them).")
 @click.option("--budget-blocks", type=click.IntRange(min=1), default=3, show_default=True, help="Most consecutive blocks the branch may tune.")
 @click.option("--max-extra-cost", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
               help="Most extra inference cost, in % of one trunk pass.")
@@ -326,7 +337,8 @@ def info(state: State, as_json: bool) -> None:
 @click.option("--stage", "staged", is_flag=True, help="Register the version without making it live (promote it later).")
 @json_option
 @pass_state
-def add_task_cmd(state: State, name: str, source: str, data_root: Path, limit_per_class: int | None, budget_blocks: int,
+def add_task_cmd(state: State, name: str, source: str, data_root: Path, limit_per_class: int | None,
+                 val_limit_per_class: int | None, budget_blocks: int,
                  max_extra_cost: float, eps: float, branch, candidates, siamese: bool, epochs: int, profile_epochs: int,
                  patience: int, batch_size: int, lr: float, seed: int, device: str, description: str, staged: bool,
                  as_json: bool) -> None:
@@ -335,7 +347,7 @@ def add_task_cmd(state: State, name: str, source: str, data_root: Path, limit_pe
     from registry.validate import task_name
     from workflows.datasets import load_task_data
     from workflows.progress import PhaseProgress
-    from workflows.render import pct
+    from workflows.render import added_dict, added_table
     from workflows.tasks import add_task_version, check_new_version_fits
 
     task_name(name)
@@ -349,44 +361,20 @@ def add_task_cmd(state: State, name: str, source: str, data_root: Path, limit_pe
             branch=resolve_units(branch, blocks, "--branch"),
             siamese=siamese, split_seed=seed, device=device,
         )
-        data = load_task_data(source, data_root, limit_per_class, seed, resolution=home.record.resolution)
+        data = load_task_data(source, data_root, limit_per_class, seed, resolution=home.record.resolution,
+                              val_limit=val_limit_per_class)
         previous = check_new_version_fits(home, name, data.class_names)
         state.note(f"{name}: {data.dataset.name}, {len(data.class_names)} classes, "
                    + ", ".join(f"{k} {v}" for k, v in data.sizes.items())
                    + (f" (new version of a task with live v{previous.live_version})" if previous else ""))
         display = state.progress()
-        if display is not None:
-            with display:
-                added = add_task_version(home, name, data, cfg, description=description, promote=not staged,
-                                         progress=PhaseProgress(display))
-        else:
+        with display or contextlib.nullcontext():
             added = add_task_version(home, name, data, cfg, description=description, promote=not staged,
-                                     progress=PhaseProgress(None))
-        r, v = added.report, added.version
-        if as_json:
-            emit_json({"task": name, "version": v.version, "live": v.live, "weights_sha256": v.weights_sha256,
-                       "fingerprints": r.fingerprints, "report": r.to_dict()})
-            return
-        from rich.table import Table
-
-        from workflows.render import branch_label
-
-        table = Table(title=f"{name} v{v.version} registered{' (live)' if v.live else ' (staged, not live)'}", show_header=False)
-        table.add_column("what", style="bold")
-        table.add_column("value", overflow="fold")
-        others = [t for t in added.live.tasks if t != name]
-        for key, value in (
-            ("branch point", branch_label(v) + (" siamese" if v.siamese else "")),
-            ("validation accuracy", pct(r.val_acc)),
-            ("test accuracy", pct(r.test_acc)),
-            ("extra inference cost", f"{r.extra_cost_pct:.1f}% of one trunk pass"),
-            ("trainable params", f"{r.trainable_params:,} of {r.total_params:,}"),
-            ("no forgetting", f"trunk and {len(others)} other task(s) unchanged (fingerprints checked)"),
-            ("profile plot", r.plot or "- (fixed --branch: no profile)"),
-            ("time", f"{r.timings['total_s']:.1f} s on {r.device}"),
-        ):
-            table.add_row(key, value)
-        state.console.print(table)
+                                     progress=PhaseProgress(display))
+    if as_json:
+        emit_json(added_dict(added))
+    else:
+        state.console.print(added_table(added))
 
 
 # ---- reading the registry ------------------------------------------------------------------
@@ -493,19 +481,24 @@ def events(state: State, task: str | None, limit: int, as_json: bool) -> None:
 @click.argument("images", nargs=-1, required=True, metavar="IMAGE_OR_DIR...")
 @click.option("--task", "task_names", multiple=True, metavar="NAME", help="Only these tasks (repeatable). Default: every live task.")
 @click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True, help="Classes listed per task in --json.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True,
+              help="Where the shared pass runs (auto: CUDA when present).")
 @json_option
 @pass_state
-def predict(state: State, images: tuple[str, ...], task_names: tuple[str, ...], top_k: int, as_json: bool) -> None:
+def predict(state: State, images: tuple[str, ...], task_names: tuple[str, ...], top_k: int, device: str, as_json: bool) -> None:
     """Classify images with every live task (or --task ones) in one shared forward pass."""
+    from learner.train import resolve_device
     from workflows.live import load_live_model
     from workflows.predict import collect_images, predict_images
     from workflows.render import predictions_table
 
     paths = collect_images(list(images))
+    target = resolve_device(device)
     with state.open() as home:
         live = load_live_model(home, tasks=list(task_names) or None)
         if not live.tasks:
             raise click.UsageError("no live tasks to predict with: add one with `forkpoint add-task NAME --data ...`")
+        live.model.to(target)
         preds = predict_images(live, paths, live.tasks, top_k=top_k)
         if as_json:
             emit_json({
@@ -551,7 +544,10 @@ def _moved(state: State, rec, before: int | None, as_json: bool) -> None:
     if as_json:
         emit_json({"task": rec.task, "live_before": before, "live_after": rec.version, "version": rec.to_dict()})
         return
-    state.console.print(f"{rec.task}: live v{before} -> v{rec.version} (test acc {rec.metrics.get('test_acc')}, branch {rec.branch_start}:{rec.branch_end})", highlight=False)
+    from workflows.render import branch_label, pct
+
+    state.console.print(f"{rec.task}: live v{before} -> v{rec.version} (branch {branch_label(rec)}, "
+                        f"test acc {pct(rec.metrics.get('test_acc'))})", highlight=False)
 
 
 # ---- integrity ------------------------------------------------------------------------------------------
@@ -607,7 +603,8 @@ def gc(state: State, min_age: float | None, as_json: bool) -> None:
 @click.option("--home", "demo_home", type=click.Path(file_okay=False, path_type=Path), default=DEMO_HOME, show_default=True,
               help="Demo registry home; wiped first (only if it is a previous demo home or empty).")
 @click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), envvar="FORKPOINT_DATA", default=Path("data"), show_default=True)
-@click.option("--limit-per-class", type=click.IntRange(min=4), default=None, help="Images per class per split (default: per task, sized for ~3 minutes on 2 cores).")
+@click.option("--limit-per-class", type=click.IntRange(min=4), default=None,
+              help="Images per class in every split (default: 50 train/test and 20 validation, ~3 minutes on 2 cores).")
 @click.option("--resolution", type=click.IntRange(16, 1024), default=64, show_default=True)
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Training epochs per task (default 6).")
 @click.option("--profile-epochs", type=click.IntRange(min=1), default=None, help="Epochs per profiled block (default 2).")

@@ -26,6 +26,7 @@ class LoadedData:
     source: str  # what the user passed to --data
     dataset: ImageDataset
     limit_per_class: int | None
+    val_limit_per_class: int | None = None
 
     @property
     def task_data(self) -> TaskData:
@@ -58,7 +59,8 @@ class LoadedData:
         """What goes into the version's config: enough to load the same images again."""
         return {
             "source": self.source, "dataset": self.dataset.name, "path": self.path, "dvc_md5": self.md5,
-            "limit_per_class": self.limit_per_class, "sizes": self.sizes,
+            "limit_per_class": self.limit_per_class, "val_limit_per_class": self.val_limit_per_class,
+            "sizes": self.sizes,
             "conversions": dict(self.dataset.conversions),
         }
 
@@ -69,12 +71,16 @@ def load_task_data(
     limit: int | None = None,
     seed: int = 0,
     resolution: int | None = None,
+    val_limit: int | None = None,
 ) -> LoadedData:
     """Load ``source`` (built-in name, prepared folder, ImageFolder or CSV), optionally capped per class.
 
-    ``limit`` keeps at most that many images per class in every split (seeded choice).
+    ``limit`` keeps at most that many images per class in every split (seeded choice);
+    ``val_limit`` caps validation separately (profiling scores every candidate on it).
     User images are resized once to ``resolution``; built-ins keep their native size.
     """
+    if val_limit is not None and limit is None:
+        raise DataError("a validation limit needs --limit-per-class as well")
     if limit is not None and limit < 2:
         raise DataError(f"--limit-per-class {limit} is too small: keep at least 2 images per class (one for validation)")
     if source not in BUILTIN_NAMES and not Path(source).expanduser().exists():
@@ -86,5 +92,5 @@ def load_task_data(
     else:
         dataset = load_dataset(Path(source).expanduser(), root=Path(root), size=resolution)
     if limit is not None:
-        dataset = limit_per_class(dataset, limit, seed=seed, n_test=limit, n_val=limit)
-    return LoadedData(source, dataset, limit)
+        dataset = limit_per_class(dataset, limit, seed=seed, n_test=limit, n_val=val_limit or limit)
+    return LoadedData(source, dataset, limit, val_limit or limit)

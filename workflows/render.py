@@ -181,3 +181,31 @@ def predictions_table(preds, tasks: list[str]) -> Table:
     for p in preds:
         table.add_row(p.path, *(f"{p.tasks[t].label} ({100 * p.tasks[t].probability:.1f}%)" for t in tasks))
     return table
+
+
+def added_dict(added) -> dict:
+    """``add-task --json``."""
+    r, v = added.report, added.version
+    return {"task": v.task, "version": v.version, "live": v.live, "weights_sha256": v.weights_sha256,
+            "fingerprints": r.fingerprints, "report": r.to_dict()}
+
+
+def added_table(added) -> Table:
+    """What add-task prints: where it forks, how good, what it costs, and that nothing else moved."""
+    r, v = added.report, added.version
+    table = Table(title=f"{v.task} v{v.version} registered{' (live)' if v.live else ' (staged, not live)'}", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value", overflow="fold")
+    others = [t for t in added.live.tasks if t != v.task]
+    for key, value in (
+        ("branch point", branch_label(v) + (" siamese" if v.siamese else "")),
+        ("validation accuracy", pct(r.val_acc)),
+        ("test accuracy", pct(r.test_acc)),
+        ("extra inference cost", f"{r.extra_cost_pct:.1f}% of one trunk pass"),
+        ("trainable params", f"{r.trainable_params:,} of {r.total_params:,}"),
+        ("no forgetting", f"trunk and {len(others)} other task(s) unchanged (fingerprints checked)"),
+        ("profile plot", r.plot or "- (fixed --branch: no profile)"),
+        ("time", f"{r.timings['total_s']:.1f} s on {r.device}"),
+    ):
+        table.add_row(key, value)
+    return table

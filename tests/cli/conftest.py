@@ -46,13 +46,17 @@ class Cli:
 
 
 def _one_line_error(result: Result, code: int = 2) -> str:
-    """The CLI's error contract: exit code, one line on stderr starting with 'error:', no traceback."""
+    """The CLI's error contract: exit code, one line on stderr starting with 'error:' (the last), no traceback.
+
+    Notes and progress (also on stderr) may precede it; stdout stays free of errors.
+    """
     assert result.exit_code == code, f"exit {result.exit_code}, wanted {code}: {result.output}"
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, f"expected one error line, got: {result.stderr!r}"
-    assert lines[0].startswith("error: "), lines[0]
-    assert "Traceback" not in result.output
-    return lines[0]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error")]
+    assert len(errors) == 1, f"expected one error line, got: {result.stderr!r}"
+    assert result.stderr.rstrip().splitlines()[-1] == errors[0]
+    assert errors[0].startswith("error: ") and "Traceback" not in result.output
+    assert "error" not in result.stdout
+    return errors[0]
 
 
 @pytest.fixture
@@ -84,7 +88,8 @@ def trained(tmp_path_factory, data_root) -> Cli:
     c.ok("-q", "add-task", "digits", "--data", "digits", "--branch", "14:15", *QUICK)
     c.ok("-q", "add-task", "digits", "--data", "digits", "--candidates", "14:16", "--profile-epochs", "1",
          "--budget-blocks", "1", "--seed", "1", "--description", "second try", *QUICK)
-    c.added = c.json("-q", "add-task", "mnist", "--data", "mnist", "--branch", "blocks.5.3:blocks.6.0", *QUICK)
+    c.added = c.json("-q", "add-task", "mnist", "--data", "mnist", "--branch", "blocks.5.3:blocks.6.0",
+                     "--val-limit-per-class", "3", *QUICK)
     return c
 
 

@@ -20,7 +20,7 @@ def test_add_task_json_reports_branch_accuracy_cost_and_fingerprints(trained):
     assert report["branch"]["block_names"] == ["blocks.5.3", "blocks.6.0"]
     assert 0.0 <= report["metrics"]["val_acc"] <= 1.0 and 0.0 <= report["metrics"]["test_acc"] <= 1.0
     assert 0.0 < report["extra_cost_pct"] < 100.0
-    assert report["split_sizes"] == {"train": 50, "val": 50, "test": 50}  # --limit-per-class 5, 10 classes
+    assert report["split_sizes"] == {"train": 50, "val": 30, "test": 50}  # 5 per class, validation 3 per class
     assert set(out["fingerprints"]) == {"trunk", "task:digits", "task:mnist"}
 
 

@@ -66,13 +66,15 @@ def test_rollback_and_promote_move_only_the_live_pointer(trained, one_line_error
     assert trained.json("history", "digits")["task"]["num_versions"] == 2  # nothing was deleted
 
 
-def test_unknown_tasks_and_versions_are_one_line_errors(trained, one_line_error):
+def test_unknown_tasks_and_versions_are_one_line_errors(trained, one_line_error, tmp_path):
     assert "unknown task" in one_line_error(trained("show", "nope"))
     assert "unknown task" in one_line_error(trained("history", "nope"))
     assert "unknown task" in one_line_error(trained("diff", "nope", "1", "2"))
     assert "no version 9" in one_line_error(trained("show", "digits", "--version", "9"))
     assert "no version 9" in one_line_error(trained("promote", "digits", "9"))
     assert "invalid task name" in one_line_error(trained("show", "../etc"))
+    assert "no version 7" in one_line_error(trained("diff", "digits", "1", "7"))
+    assert "not found" in one_line_error(trained("samples", "--data", "/no/such/data", "--out", str(tmp_path)))
 
 
 def test_audit_passes_on_an_intact_home(trained):
@@ -124,3 +126,15 @@ def test_gc_removes_unreferenced_files_only(own_trained):
     assert deleted == ["objects/ab/.tmp-interrupted.safetensors"]
     assert not stray.exists() and kept.is_file()
     assert own_trained.json("audit")["ok"] is True
+
+
+def test_a_staged_version_is_not_served_until_promoted(own_trained, tmp_path):
+    staged = own_trained.json("-q", "add-task", "digits", "--data", "digits", "--branch", "14:14", "--stage",
+                              "--limit-per-class", "4", "--epochs", "1")
+    assert (staged["version"], staged["live"]) == (2, False)
+    assert own_trained.json("show", "digits", "--version", "2")["status"] == "staged"
+    own_trained.ok("samples", "--data", "digits", "--out", str(tmp_path / "s"))
+    assert own_trained.json("predict", str(tmp_path / "s" / "0_0.png"))["versions"] == {"digits": 1}
+    own_trained.ok("promote", "digits", "2")
+    assert own_trained.json("predict", str(tmp_path / "s" / "0_0.png"))["versions"] == {"digits": 2}
+    assert "digits: live v2 -> v1 (branch 15:15 (blocks.6.0)" in own_trained.ok("rollback", "digits", "--to", "1").stdout
