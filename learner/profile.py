@@ -7,7 +7,7 @@ starts from its best entry. Results render as a table and a PNG.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -55,8 +55,13 @@ def score_range(
     siamese: bool,
     stage: str,
 ) -> Candidate:
-    """Train a fresh branch on units start..stop-1 with ``cfg`` and return its validation score."""
+    """Train a fresh branch on units start..stop-1 with ``cfg`` and return its validation score.
+
+    A profile is a short schedule scored once, at its last epoch: scoring every epoch would
+    double the cost of the profile for little information.
+    """
     train, y_train, val, y_val = caches
+    cfg = replace(cfg, keep_best_epoch=False, patience=0)
     branch = Branch.new(backbone, start, stop, num_classes, siamese, seed=cfg.seed)
     t0 = time.perf_counter()
     res = fit(backbone, branch, train, y_train, val, y_val, cfg)

@@ -27,7 +27,7 @@ from learner.train import TrainConfig, accuracy, fit, predict, resolve_device
 class AddTaskConfig:
     """Everything that decides how a task is added (recorded with each task version)."""
 
-    profile: TrainConfig = TrainConfig(epochs=3, patience=0)
+    profile: TrainConfig = TrainConfig(epochs=3, patience=0, keep_best_epoch=False)  # short schedule, scored at its end
     train: TrainConfig = TrainConfig(epochs=10, patience=3)
     selection: SelectionConfig = SelectionConfig()
     candidates: tuple[int, int] | None = None  # unit range [start, stop) to profile; None = all
