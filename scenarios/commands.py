@@ -7,6 +7,7 @@ Errors are ForkpointError subclasses; the CLI's boundary prints them as one line
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -98,7 +99,7 @@ def run_cmd(ctx: click.Context, benchmark, paths, strategy, per_class, test_per_
     home = home or _global(ctx, "home")
     db = db or _global(ctx, "db")
     quiet = bool(_global(ctx, "quiet"))
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 200)
     opened = None
     if home is not None:
         from workflows.home import open_home

@@ -54,12 +54,16 @@ class TaskLabelledModule(MultiTaskModule):
             return self.forward_all_tasks(x)
         if isinstance(task_labels, int):
             return self.forward_single_task(x, task_labels)
-        outs = {int(t): self.forward_single_task(x[task_labels == t], int(t)) for t in torch.unique(task_labels)}
+        outs = self.task_outputs(x, task_labels)
         width = max(self.max_class_label, *(o.shape[1] for o in outs.values()))
         out = torch.full((x.shape[0], width), PAD_LOGIT, device=x.device, dtype=next(iter(outs.values())).dtype)
         for t, o in outs.items():
             out[task_labels == t, :o.shape[1]] = o
         return out
+
+    def task_outputs(self, x: torch.Tensor, task_labels: torch.Tensor) -> dict[int, torch.Tensor]:
+        """Each task's logits for its own rows of a (possibly mixed, e.g. replay) batch."""
+        return {int(t): self.forward_single_task(x[task_labels == t], int(t)) for t in torch.unique(task_labels)}
 
     def infer_all(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
         """Logits of every learned task for ``x`` (what serving all tasks costs)."""
@@ -148,6 +152,11 @@ class SharedTrunkMultiHead(TaskLabelledModule):
     def forward_single_task(self, x: torch.Tensor, task_label: int) -> torch.Tensor:
         return self.heads.forward_single_task(self.features(x), task_label)
 
+    def task_outputs(self, x: torch.Tensor, task_labels: torch.Tensor) -> dict[int, torch.Tensor]:
+        """One trunk pass over the whole mixed batch (BatchNorm sees all of it), then each task's head."""
+        feats = self.features(x)
+        return {int(t): self.heads.forward_single_task(feats[task_labels == t], int(t)) for t in torch.unique(task_labels)}
+
     def infer_all(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
         feats = self.features(x)  # the trunk runs once, every head reads it
         return {t: self.heads.forward_single_task(feats, t) for t in sorted(self.known_train_tasks_labels)}
@@ -193,7 +202,8 @@ class PerTaskFullModels(TaskLabelledModule):
             if key not in self.models:
                 for old in self.models.values():
                     old.requires_grad_(False)
-                self.models[key] = _FullModel(self._source[0], num_classes).to(device)
+                # The pristine trunk sits in eval mode: the copy must follow this model's mode (BatchNorm, dropout).
+                self.models[key] = _FullModel(self._source[0], num_classes).to(device).train(self.training)
             head = self.models[key].head
             if head.out_features < num_classes:
                 self.models[key].head = nn.Linear(head.in_features, num_classes).to(device)

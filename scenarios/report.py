@@ -7,6 +7,7 @@ matrix per strategy.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -76,7 +77,9 @@ def markdown(run: dict, results: list[StrategyResult], heatmaps: dict[str, str])
     stream = run["stream"]
     lines.append(f"Stream **{stream['name']}**: " + " → ".join(
         f"{t['name']} ({len(t['classes'])} classes, {t['train']} train / {t['test']} test)" for t in stream["tasks"]))
-    lines += ["", f"Settings: `{run['settings']}`", f"Status: **{run['status']}**", ""]
+    lines += ["", f"Settings: `{json.dumps(run['settings'])}`", "",
+              f"Backbone: {run['backbone']['arch']} ({run['backbone']['weights_source']}) at {run['backbone']['resolution']} px, "
+              f"trunk {run['backbone']['fingerprint'][:12]}", "", f"Status: **{run['status']}**", ""]
     lines.append("| " + " | ".join(TABLE_HEADER) + " |")
     lines.append("|" + "|".join("---" for _ in TABLE_HEADER) + "|")
     lines += ["| " + " | ".join(row) + " |" for row in table_rows(results)]

@@ -10,6 +10,7 @@ written.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -143,14 +144,16 @@ def run_strategy(
 
     seconds: list[float] = []
     steps = 0
-    for i, experience in enumerate(benchmark.train_stream):
-        t0 = time.perf_counter()
-        strategy.train(experience, eval_streams=[])
-        seconds.append(time.perf_counter() - t0)
-        strategy.eval(benchmark.test_stream[: i + 1])
-        steps = i + 1
-        if check is not None and check.violations:
-            break  # fail fast: the report shows where it broke
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module="avalanche")  # Avalanche's own internals
+        for i, experience in enumerate(benchmark.train_stream):
+            t0 = time.perf_counter()
+            strategy.train(experience, eval_streams=[])
+            seconds.append(time.perf_counter() - t0)
+            strategy.eval(benchmark.test_stream[: i + 1])
+            steps = i + 1
+            if check is not None and check.violations:
+                break  # fail fast: the report shows where it broke
 
     model = strategy.model
     matrix = accuracy_matrix(evaluator, steps)

@@ -19,11 +19,13 @@ def _mixed_stream() -> Stream:
 
 
 def _adapt(model, benchmark):
-    """What Avalanche does before training each experience: grow the model for it."""
+    """What Avalanche does before training each experience (in train mode): grow the model for it."""
     model.train()
     for exp in benchmark.train_stream:
         model.pre_adapt(None, exp)
+    trained_modes = {name: m.training for name, m in getattr(model, "models", {}).items()}
     model.eval()
+    return trained_modes
 
 
 def test_narrow_heads_are_padded_so_they_never_win(lite0_32):
@@ -44,11 +46,24 @@ def test_narrow_heads_are_padded_so_they_never_win(lite0_32):
     assert model.task_cost(1).trainable_params == 1280 * 3 + 3  # the probe trains a head only
 
 
+def test_a_mixed_replay_batch_runs_the_shared_trunk_once(lite0_32):
+    bm = build_benchmark(_mixed_stream(), lite0_32)
+    model = SharedTrunkMultiHead(lite0_32, trainable=True)
+    _adapt(model, bm)
+    calls = []
+    model.trunk.conv_stem.register_forward_hook(lambda *a: calls.append(1))
+    x = torch.cat([bm.train_stream[0].dataset[i][0][None] for i in range(3)] + [bm.train_stream[1].dataset[i][0][None] for i in range(3)])
+    model.train()
+    out = model(x, torch.tensor([0, 0, 0, 1, 1, 1]))
+    assert len(calls) == 1  # BatchNorm normalises the whole mixed batch, as in plain finetuning
+    assert out.shape == (6, 3) and (out[:3, 2] == PAD_LOGIT).all()
+
+
 def test_full_finetuning_keeps_one_frozen_copy_per_task(lite0_32):
     bm = build_benchmark(_mixed_stream(), lite0_32)
     model = PerTaskFullModels(lite0_32)
-    _adapt(model, bm)
-    assert sorted(model.models) == ["0", "1"]
+    modes = _adapt(model, bm)
+    assert modes == {"0": True, "1": True}  # a new copy trains in train mode (BatchNorm, dropout) like the first    assert sorted(model.models) == ["0", "1"]
     assert not any(p.requires_grad for p in model.models["0"].parameters())  # task 0 is done
     assert all(p.requires_grad for p in model.models["1"].parameters())
     assert model.models["0"].head.out_features == 2 and model.models["1"].head.out_features == 3

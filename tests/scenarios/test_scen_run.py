@@ -16,17 +16,21 @@ CONFIG = RunConfig(strategies=("subtuning", "naive", "lwf"), resolution=32, epoc
                    candidates=(13, 16), max_blocks=2, device="cpu")
 
 
-@pytest.fixture(scope="module")
-def outcome(tmp_path_factory, lite0_32, tiny_domains):
-    out = tmp_path_factory.mktemp("stream-run")
-    return run_stream(tiny_domains, CONFIG, out, backbone=lite0_32)
+def test_small_domain_stream(tmp_path, lite0_32, tiny_domains):
+    """One run (pytest-xdist would repeat a module fixture per worker), every claim checked on it."""
+    outcome = run_stream(tiny_domains, CONFIG, tmp_path, backbone=lite0_32)
+    check_subtuning_forgets_exactly_nothing(outcome)
+    check_naive_forgets_on_the_domain_stream(outcome)
+    check_lwf_runs_the_whole_stream(outcome)
+    check_costs_say_what_each_strategy_stores(outcome, lite0_32)
+    check_reports_and_heatmaps_are_written(outcome)
 
 
 def _result(outcome, name):
     return next(r for r in outcome.results if r.strategy == name)
 
 
-def test_subtuning_forgets_exactly_nothing(outcome):
+def check_subtuning_forgets_exactly_nothing(outcome):
     r = _result(outcome, "subtuning")
     assert outcome.status == "done"
     assert r.forgetting == 0.0 and r.bwt == 0.0  # Avalanche's own metrics
@@ -40,7 +44,7 @@ def test_subtuning_forgets_exactly_nothing(outcome):
     assert learned > 0.2  # it learned MNIST (10 classes): the equality is not two zeros
 
 
-def test_naive_forgets_on_the_domain_stream(outcome):
+def check_naive_forgets_on_the_domain_stream(outcome):
     r = _result(outcome, "naive")
     assert r.acc_matrix[0][0] > 0.3  # learned the first task...
     assert r.forgetting > 0.0  # ...and lost some of it to the second (Avalanche's StreamForgetting)
@@ -48,13 +52,13 @@ def test_naive_forgets_on_the_domain_stream(outcome):
     assert r.bwt == pytest.approx(-r.forgetting)
 
 
-def test_lwf_runs_the_whole_stream(outcome):
+def check_lwf_runs_the_whole_stream(outcome):
     r = _result(outcome, "lwf")
     assert len(r.acc_matrix) == 2 and all(v is not None for v in r.acc_matrix[1])
     assert r.acc_matrix[0][1] is None  # not evaluated before it was learned
 
 
-def test_costs_say_what_each_strategy_stores(outcome, lite0_32):
+def check_costs_say_what_each_strategy_stores(outcome, lite0_32):
     sub, naive = _result(outcome, "subtuning"), _result(outcome, "naive")
     trunk_params = sum(p.numel() for p in lite0_32.parameters())
     assert all(p == trunk_params + 1280 * 10 + 10 for p in naive.trainable_params)  # whole trunk + head
@@ -68,7 +72,7 @@ def test_costs_say_what_each_strategy_stores(outcome, lite0_32):
         assert r.infer_ms_per_image > 0
 
 
-def test_reports_and_heatmaps_are_written(outcome):
+def check_reports_and_heatmaps_are_written(outcome):
     folder = outcome.folder
     report = json.loads((folder / "report.json").read_text())
     assert report["status"] == "done" and report["run_id"] == outcome.run_id
