@@ -78,7 +78,7 @@ def plot_cost(result: dict, path: Path) -> Path:
 
 def plot_throughput(result: dict, path: Path) -> Path:
     sizes = sorted({r["batch_size"] for r in result["rows"]})
-    fig, axes = plt.subplots(1, len(sizes), figsize=(5.2 * len(sizes), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(sizes) + 1, figsize=(4.6 * (len(sizes) + 1), 3.8), squeeze=False)
     for ax, bs in zip(axes[0], sizes):
         rows = [r for r in result["rows"] if r["batch_size"] == bs]
         ns = [r["tasks"] for r in rows]
@@ -94,6 +94,23 @@ def plot_throughput(result: dict, path: Path) -> Path:
         ax.set_title(f"batch size {bs}")
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
+    ax = axes[0][-1]  # ratios: measured side by side, so robust to the machine's load
+    for bs, marker in zip(sizes, "os^v"):
+        rows = [r for r in result["rows"] if r["batch_size"] == bs]
+        ns = [r["tasks"] for r in rows]
+        ax.plot(ns, [r["speedup_vs_separate"] for r in rows], marker=marker, color="tab:orange", label=f"speedup vs separate, batch {bs}")
+        ax.plot(ns, [r["shared_over_lower_bound_throughput"] for r in rows], marker=marker, color="tab:gray",
+                label=f"shared / lower bound, batch {bs}")
+    rows = [r for r in result["rows"] if r["batch_size"] == sizes[0]]
+    ax.plot([r["tasks"] for r in rows], [r["flops_speedup_vs_separate"] for r in rows], linestyle=":", color="black", label="FLOPs model speedup")
+    ax.axhline(0.9, color="tab:gray", linestyle="--", linewidth=0.8)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks([r["tasks"] for r in rows], [str(r["tasks"]) for r in rows])
+    ax.set_xlabel("tasks served per forward (N)")
+    ax.set_ylabel("ratio")
+    ax.set_title("ratios (targets: ≥ 0.9 lower bound, ≥ 4 at N=8)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6)
     return _save(fig, path)
 
 
@@ -121,22 +138,27 @@ def plot_forgetting(result: dict, path: Path) -> Path:
     labels, vals = [], []
     for st in streams:
         for t in st["tasks"]:
-            labels.append(f"{t}\n{st['regime']} s{st['seed']}")
+            labels.append(f"{t} {st['regime']} s{st['seed']}")
             vals.append(100 * (st["acc_after_add"][t] - st["acc_at_end"][t]))
     ax.bar(range(len(vals)), vals, color="tab:orange")
+    ax.plot(range(len(vals)), vals, "o", color="tab:orange", ms=3)  # visible even when every bar is 0
     ax.axhline(0, color="black", linewidth=0.8)
-    ax.set_xticks(range(len(labels)), labels, fontsize=6, rotation=90)
+    lim = max([1.0] + [abs(v) for v in vals])
+    ax.set_ylim(-lim, lim)
+    ax.set_xticks(range(len(labels)), labels, fontsize=5, rotation=90)
     ax.set_ylabel("forgetting (accuracy points)")
-    ax.set_title("SubTuning: accuracy after adding − after the stream")
+    ax.set_title(f"SubTuning streams: max |forgetting| {max([0.0] + [abs(v) for v in vals]):.2f} pt", fontsize=10)
     if harness:
         ax2 = axes[0][1]
         names = list(harness)
-        ax2.bar(range(len(names)), [100 * harness[n]["forgetting"] for n in names],
-                color=["tab:orange" if n == "subtuning" else "tab:gray" for n in names])
+        vals2 = [100 * harness[n]["forgetting"] for n in names]
+        ax2.bar(range(len(names)), vals2, color=["tab:orange" if n == "subtuning" else "tab:gray" for n in names])
+        for i, v in enumerate(vals2):
+            ax2.annotate(f"{v:+.1f}", (i, v), ha="center", va="bottom" if v >= 0 else "top", fontsize=8)
         ax2.axhline(0, color="black", linewidth=0.8)
         ax2.set_xticks(range(len(names)), names, fontsize=8)
         ax2.set_ylabel("Avalanche stream forgetting (points)")
-        ax2.set_title("same stream, scenarios harness")
+        ax2.set_title("same domain stream through the scenarios harness", fontsize=10)
     return _save(fig, path)
 
 

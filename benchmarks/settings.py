@@ -52,7 +52,6 @@ class BenchSettings:
     batch_sizes: tuple[int, ...] = (1, 64)
     warmup: int = 2
     repeats: int = 5
-    fork_offsets: tuple[int, ...] = (1, 2, 3)  # branches fork at the last 1..3 units, cycling
     # forgetting: the scenarios harness's continual-learning baselines on the domain stream
     forgetting_per_class: int = 50
     cl_baselines: tuple[str, ...] = ("naive", "ewc", "lwf", "replay")
@@ -97,7 +96,7 @@ def preset(mode: str, device: str = "cpu") -> BenchSettings:
         s = BenchSettings(
             mode="full", tasks=DOMAIN_STREAM, resolution=48, regimes=(10, 50, None), regime_seeds=(3, 2, 1),
             all_cap_per_class=80, test_per_class=30, seeds=(0, 1, 2), profile_epochs=1, train_epochs=3,
-            cost_per_class=30, growth_counts=(1, 4, 16), forgetting_per_class=20, repeats=3,
+            cost_per_class=30, growth_counts=(1, 4, 16), forgetting_per_class=20, repeats=5,
         )
     else:
         raise ConfigError(f"unknown benchmark mode '{mode}': use smoke, quick or full")

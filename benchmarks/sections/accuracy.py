@@ -118,7 +118,12 @@ def tables(result: dict) -> list[TableSpec]:
     regimes = _regimes_in_order(result["rows"])
     cell = {(r["task"], r["regime"], r["method"]): r for r in summary}
     out = []
-    n_seeds = max((r["n"] for r in summary), default=0)
+    seeds_per_regime = {g: max(r["n"] for r in summary if r["regime"] == g and r["task"] != "mean") for g in regimes}
+    if len(set(seeds_per_regime.values())) == 1:
+        n = next(iter(seeds_per_regime.values()), 0)
+        note = f"mean ± std over {n} seeds" if n > 1 else "one seed"
+    else:
+        note = "mean ± std over seeds (" + ", ".join(f"{g}: {n}" for g, n in seeds_per_regime.items()) + "); one seed shows no ±"
     for task in result["tasks"] + ["mean"]:
         rows = []
         for regime in regimes:
@@ -128,8 +133,17 @@ def tables(result: dict) -> list[TableSpec]:
                 row.append(pm(c["mean"], c["std"], c["n"]) if c else "–")
             rows.append(row)
         title = "Mean over tasks" if task == "mean" else f"{task}"
-        out.append(TableSpec(f"Test accuracy (%), {title}", ["data"] + methods, rows,
-                             note=f"mean ± std over {n_seeds} seed(s)" if n_seeds > 1 else "one seed"))
+        out.append(TableSpec(f"Test accuracy (%), {title}", ["data"] + methods, rows, note=note))
+    time_rows = []
+    for regime in regimes:
+        row = [regime]
+        for m in methods:
+            secs = [r["seconds"] for r in summary if r["regime"] == regime and r["method"] == m and r["task"] != "mean"]
+            row.append(f"{sum(secs) / len(secs):.1f}" if secs else "–")
+        time_rows.append(row)
+    out.append(TableSpec("Seconds per task (mean over tasks and seeds)", ["data"] + methods, time_rows,
+                         note="subtuning: the whole add_task (profile + select + train + test scoring); the others: training "
+                              "with per-epoch validation. One busy CPU thread: compare within a row."))
     chosen = []
     for r in summary:
         if r["method"] == "subtuning" and r["task"] != "mean":
