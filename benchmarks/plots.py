@@ -156,6 +156,7 @@ def plot_forgetting(result: dict, path: Path) -> Path:
         for i, v in enumerate(vals2):
             ax2.annotate(f"{v:+.1f}", (i, v), ha="center", va="bottom" if v >= 0 else "top", fontsize=8)
         ax2.axhline(0, color="black", linewidth=0.8)
+        ax2.margins(y=0.15)
         ax2.set_xticks(range(len(names)), names, fontsize=8)
         ax2.set_ylabel("Avalanche stream forgetting (points)")
         ax2.set_title("same domain stream through the scenarios harness", fontsize=10)
