@@ -142,6 +142,13 @@ class State:
     db: str | None
     verbose: int
     quiet: bool
+    threads: int | None = None
+
+    def compute(self) -> None:
+        """Before heavy torch work: pick the thread count (see workflows.threads) and log it."""
+        from workflows.threads import apply_threads
+
+        logging.getLogger("forkpoint").info("torch threads: %d", apply_threads(self.threads))
 
     @cached_property
     def console(self):
@@ -248,9 +255,11 @@ def setup_logging(verbose: int) -> None:
               help="Database URL (sqlite:///PATH or postgresql+psycopg://USER@HOST/DB). Env FORKPOINT_DB; default SQLite in the home.")
 @click.option("-v", "--verbose", count=True, help="Log each phase; -vv for debug. Errors then show tracebacks.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or notes; results and errors only.")
+@click.option("--threads", type=click.IntRange(min=1), envvar="FORKPOINT_THREADS", metavar="N",
+              help="CPU threads for torch. Env FORKPOINT_THREADS; default: the cores the load average leaves idle.")
 @click.version_option(package_name="forkpoint", prog_name="forkpoint")
 @click.pass_context
-def main(ctx: click.Context, home: str | None, db: str | None, verbose: int, quiet: bool) -> None:
+def main(ctx: click.Context, home: str | None, db: str | None, verbose: int, quiet: bool, threads: int | None) -> None:
     """forkpoint: add classification tasks to one frozen backbone with SubTuning, forgetting nothing.
 
     Typical session: init, add-task (repeat), predict, history, audit, rollback.
@@ -258,7 +267,7 @@ def main(ctx: click.Context, home: str | None, db: str | None, verbose: int, qui
     global _verbosity
     _verbosity = verbose
     setup_logging(verbose)
-    ctx.obj = State(home, db, verbose, quiet)
+    ctx.obj = State(home, db, verbose, quiet, threads)
 
 
 # ---- home -------------------------------------------------------------------------------
@@ -351,6 +360,7 @@ def add_task_cmd(state: State, name: str, source: str, data_root: Path, limit_pe
     from workflows.tasks import add_task_version, check_new_version_fits
 
     task_name(name)
+    state.compute()
     with state.open() as home:
         blocks = list(home.record.block_names)
         cfg = AddTaskConfig(
@@ -494,6 +504,7 @@ def predict(state: State, images: tuple[str, ...], task_names: tuple[str, ...], 
 
     paths = collect_images(list(images))
     target = resolve_device(device)
+    state.compute()
     with state.open() as home:
         live = load_live_model(home, tasks=list(task_names) or None)
         if not live.tasks:
@@ -561,6 +572,7 @@ def audit(state: State, no_data: bool, as_json: bool) -> None:
     """Verify everything: weight hashes, trunk fingerprint, data versions, live branches. Exit 1 on any problem."""
     from workflows.audit import audit_home
 
+    state.compute()
     with state.open() as home:
         result = audit_home(home, check_data=not no_data)
     if as_json:
@@ -604,7 +616,7 @@ def gc(state: State, min_age: float | None, as_json: bool) -> None:
               help="Demo registry home; wiped first (only if it is a previous demo home or empty).")
 @click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), envvar="FORKPOINT_DATA", default=Path("data"), show_default=True)
 @click.option("--limit-per-class", type=click.IntRange(min=4), default=None,
-              help="Images per class in every split (default: 50 train/test and 20 validation, ~3 minutes on 2 cores).")
+              help="Images per class in every split (default: 40 train/test and 15 validation, ~3 minutes on 2 cores).")
 @click.option("--resolution", type=click.IntRange(16, 1024), default=64, show_default=True)
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Training epochs per task (default 6).")
 @click.option("--profile-epochs", type=click.IntRange(min=1), default=None, help="Epochs per profiled block (default 2).")
@@ -617,6 +629,7 @@ def demo(state: State, demo_home: Path, data_root: Path, limit_per_class: int | 
     from learner.backbone import load_backbone
     from workflows.demo import DemoSettings, run_demo
 
+    state.compute()
     blocks = load_backbone().block_names if candidates else []
     settings = DemoSettings.default(limit_per_class, resolution, epochs, profile_epochs, device,
                                     resolve_units(candidates, blocks, "--candidates"))

@@ -117,3 +117,19 @@ def test_a_missing_or_broken_subsystem_does_not_break_the_cli(monkeypatch, tmp_p
     assert "half-written module" in one_line_error(runner.invoke(main, ["broken"]))
     assert runner.invoke(main, ["init", "--help"]).exit_code == 0
     sys.modules.pop("fp_broken_area", None)
+
+
+@pytest.mark.parametrize("arch, words", [("no_such_model_xyz", "timm cannot build"), ("densenet121", "not supported")])
+def test_unknown_or_unsupported_backbones_are_refused(cli, one_line_error, arch, words):
+    assert words in one_line_error(cli("init", "--backbone", arch, "--resolution", "32"))
+    assert not (cli.home / "registry.db").exists()
+
+
+def test_thread_count_follows_the_option_or_the_idle_cores(cli, one_line_error):
+    import os
+
+    from workflows.threads import pick_threads
+
+    assert pick_threads(3) == 3
+    assert 1 <= pick_threads() <= (os.cpu_count() or 1)
+    assert "--threads" in one_line_error(cli("--threads", "0", "tasks"))
