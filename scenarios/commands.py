@@ -63,7 +63,7 @@ def stream_group() -> None:
               help="Training epochs per task for every strategy.")
 @click.option("--profile-epochs", type=click.IntRange(min=1), default=1, show_default=True,
               help="SubTuning: epochs per profiled candidate.")
-@click.option("--candidates", default=None, metavar="LO:HI", help="SubTuning: profile only units LO..HI-1 (default: all).")
+@click.option("--candidates", default=None, metavar="LO:HI", help="SubTuning: profile only units LO..HI-1 (default: the units whose fork fits the cost budget).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--lr", type=float, default=1e-3, show_default=True, help="Baselines' learning rate (Adam).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")

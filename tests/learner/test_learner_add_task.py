@@ -73,6 +73,15 @@ def test_streaming_matches_cached_activations(lite0_32, digits_012):
     torch.testing.assert_close(cached(x)["t"], streamed(x)["t"], rtol=1e-4, atol=1e-4)
 
 
+def test_default_profile_covers_exactly_the_affordable_units(lite0_32):
+    from learner.task import profile_candidates
+
+    units = profile_candidates(lite0_32, AddTaskConfig(selection=SelectionConfig(max_extra_cost=30.0)))
+    assert units == [i for i in range(16) if lite0_32.extra_cost_pct(i) <= 30.0]
+    assert units and units[-1] == 15 and lite0_32.extra_cost_pct(units[0] - 1) > 30.0
+    assert profile_candidates(lite0_32, AddTaskConfig(candidates=(0, 16))) == list(range(16))
+
+
 def test_prefix_cache_reuses_work_across_depths(lite0_32, digits_012):
     x = to_input(digits_012.train.images, 32, lite0_32.mean, lite0_32.std)
     cache = PrefixCache(lite0_32, x, torch.device("cpu"))
@@ -134,4 +143,6 @@ def test_bad_options_are_refused(lite0_32, digits_012):
         add_task(model, "t", digits_012, AddTaskConfig(branch=(3, 99)))
     with pytest.raises(ConfigError, match="budget"):
         add_task(model, "t", digits_012, AddTaskConfig(**{**FAST.__dict__, "selection": SelectionConfig(max_extra_cost=1.0)}))
+    with pytest.raises(ConfigError, match="no block fits the extra-cost budget"):
+        add_task(model, "t", digits_012, AddTaskConfig(selection=SelectionConfig(max_extra_cost=1.0)))
     assert model.tasks == []
