@@ -616,7 +616,7 @@ def gc(state: State, min_age: float | None, as_json: bool) -> None:
               help="Demo registry home; wiped first (only if it is a previous demo home or empty).")
 @click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), envvar="FORKPOINT_DATA", default=Path("data"), show_default=True)
 @click.option("--limit-per-class", type=click.IntRange(min=4), default=None,
-              help="Images per class in every split (default: 40 train/test and 15 validation, ~3 minutes on 2 cores).")
+              help="Images per class in every split (default: 100 train/test and 20 validation, ~3 minutes on 2 cores).")
 @click.option("--resolution", type=click.IntRange(16, 1024), default=64, show_default=True)
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Training epochs per task (default 6).")
 @click.option("--profile-epochs", type=click.IntRange(min=1), default=None, help="Epochs per profiled block (default 2).")
