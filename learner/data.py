@@ -100,7 +100,7 @@ def to_input(images, resolution: int, mean, std, chunk: int = 512) -> torch.Tens
     Accepts uint8 (0..255) or float (0..1) arrays in NHW, NHWC or NCHW layout. Gray is
     repeated to RGB, alpha dropped, sizes resized with antialiasing.
     """
-    x = images if isinstance(images, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(images))
+    x = images if isinstance(images, torch.Tensor) else torch.from_numpy(np.require(images, requirements=["C", "W"]))
     if x.ndim == 3:
         x = x[:, None]
     elif x.ndim == 4 and x.shape[-1] in (1, 3, 4) and x.shape[1] not in (1, 3, 4):
