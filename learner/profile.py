@@ -118,7 +118,7 @@ def plot_profile(cands: Sequence[Candidate], path: Path, title: str, chosen: tup
     colors = ["tab:orange" if chosen and chosen[0] <= c.start < chosen[1] else "tab:blue" for c in prof]
     ax.bar(xs, [100 * c.val_acc for c in prof], color=colors)
     ax.set_xticks(xs, [c.label for c in prof], rotation=60, ha="right", fontsize=8)
-    ax.set_ylabel("validation accuracy (%) finetuning this block alone")
+    ax.set_ylabel("val accuracy (%), block tuned alone")
     lo = min((100 * c.val_acc for c in prof), default=0)
     ax.set_ylim(max(0, lo - 10), 100)
     ax2 = ax.twinx()
