@@ -9,18 +9,14 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from learner.figures import save_figure  # noqa: E402
+
 METHOD_COLORS = {"subtuning": "tab:orange", "subtuning-late": "tab:brown", "linear-probe": "tab:blue", "lora": "tab:green",
                  "full-ft": "tab:red"}
 
 
 def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return save_figure(fig, path)
 
 
 def _regime_order(regimes) -> list[str]:

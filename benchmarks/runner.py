@@ -72,13 +72,7 @@ def run_suite(
             for spec in specs:
                 progress.console.print(to_rich(spec))
             write_json(results, out / "results.json")  # partial results survive a later failure
-    results["targets"] = evaluate(results["sections"])
-    console.print(to_rich(targets_table(results["targets"])))
-    write_json(results, out / "results.json")
-    write_markdown(results, out / "results.md")
-    if publish_results:
-        for path in publish(results, out):
-            console.print(f"published {path}")
+    _finish(results, out, publish_results, console)
     console.print(f"results: {out / 'results.json'}, {out / 'results.md'}, {len(results['plots'])} PNG(s) in {out}")
     return results
 
@@ -96,6 +90,12 @@ def rerender(results_path: Path, out: Path | None = None, publish_results: bool 
         mod = section_module(name)
         results["tables"][name] = [t.to_dict() for t in mod.tables(result)]
         results["plots"][name] = str(plot_section(name, result, out))
+    _finish(results, out, publish_results, console)
+    return results
+
+
+def _finish(results: dict, out: Path, publish_results: bool, console: Console) -> None:
+    """Judge the targets, write results.json/.md, and publish when asked (shared by run and rerender)."""
     results["targets"] = evaluate(results["sections"])
     console.print(to_rich(targets_table(results["targets"])))
     write_json(results, out / "results.json")
@@ -103,4 +103,3 @@ def rerender(results_path: Path, out: Path | None = None, publish_results: bool 
     if publish_results:
         for path in publish(results, out):
             console.print(f"published {path}")
-    return results

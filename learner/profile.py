@@ -16,6 +16,7 @@ import torch
 from learner.backbone import Backbone
 from learner.branch import Branch
 from learner.cache import PrefixCache
+from learner.figures import save_figure
 from learner.train import TrainConfig, fit
 
 
@@ -111,8 +112,6 @@ def plot_profile(cands: Sequence[Candidate], path: Path, title: str, chosen: tup
     import matplotlib.pyplot as plt
 
     prof = [c for c in cands if c.stage == "profile"]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(prof) + 2), 4))
     xs = list(range(len(prof)))
     colors = ["tab:orange" if chosen and chosen[0] <= c.start < chosen[1] else "tab:blue" for c in prof]
@@ -124,10 +123,5 @@ def plot_profile(cands: Sequence[Candidate], path: Path, title: str, chosen: tup
     ax2 = ax.twinx()
     ax2.plot(xs, [c.extra_cost_pct for c in prof], color="tab:red", marker=".")
     ax2.set_ylabel("extra inference cost (% of one pass)", color="tab:red")
-    ax.set_title(title + (f" (chosen in orange)" if chosen else ""))
-    fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    ax.set_title(title + (" (chosen in orange)" if chosen else ""))
+    return save_figure(fig, path)
