@@ -30,14 +30,14 @@ import click
 EXIT_CHECK_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-DEFAULT_BACKBONE = "tf_efficientnet_lite0"  # learner.backbone.DEFAULT_ARCH, kept literal so --help needs no torch
+from forkpoint.contract.names import DEFAULT_ARCH as DEFAULT_BACKBONE  # torch-free
 DEMO_HOME = Path(".forkpoint-demo")
 
 # Commands other areas own: name -> (module, attribute, help shown if it cannot be loaded).
 SUBSYSTEMS: dict[str, tuple[str, str, str]] = {
-    "data": ("imagedata.commands", "data_group", "Prepare and inspect the built-in datasets (DVC-tracked)."),
-    "stream": ("scenarios.commands", "stream_group", "Run continual-learning streams (Avalanche) and compare strategies."),
-    "bench": ("benchmarks.commands", "bench_command", "Benchmarks: SubTuning vs baselines, timings, reports."),
+    "data": ("forkpoint.imagedata.commands", "data_group", "Prepare and inspect the built-in datasets (DVC-tracked)."),
+    "stream": ("forkpoint.scenarios.commands", "stream_group", "Run continual-learning streams (Avalanche) and compare strategies."),
+    "bench": ("forkpoint.benchmarks.commands", "bench_command", "Benchmarks: SubTuning vs baselines, timings, reports."),
 }
 
 _verbosity = 0  # set by the group callback; read by the error boundary
@@ -47,9 +47,10 @@ _verbosity = 0  # set by the group callback; read by the error boundary
 
 
 def _forkpoint_error_type() -> type | None:
-    """ForkpointError without importing torch: if one was raised, learner.errors is loaded already."""
-    module = sys.modules.get("learner.errors")
-    return getattr(module, "ForkpointError", None)
+    """The error root (torch-free: forkpoint.contract)."""
+    from forkpoint.contract.errors import ForkpointError
+
+    return ForkpointError
 
 
 def _fail(message: str, code: int) -> int:
@@ -146,7 +147,7 @@ class State:
 
     def compute(self) -> None:
         """Before heavy torch work: pick the thread count (see workflows.threads) and log it."""
-        from workflows.threads import apply_threads
+        from forkpoint.workflows.threads import apply_threads
 
         logging.getLogger("forkpoint").info("torch threads: %d", apply_threads(self.threads))
 
@@ -159,7 +160,7 @@ class State:
         return Console(width=width, soft_wrap=False)
 
     def open(self):
-        from workflows.home import open_home
+        from forkpoint.workflows.home import open_home
 
         return open_home(self.home, self.db)
 
@@ -179,7 +180,7 @@ class State:
         """A rich progress display with ETA on stderr, or None with --quiet."""
         if self.quiet:
             return None
-        from workflows.progress import rich_progress
+        from forkpoint.workflows.progress import rich_progress
 
         return rich_progress(self.stderr)
 
@@ -192,7 +193,7 @@ def json_option(f: Callable) -> Callable:
 
 
 def emit_json(obj: Any) -> None:
-    from workflows.render import dumps
+    from forkpoint.workflows.render import dumps
 
     click.echo(dumps(obj))
 
@@ -282,8 +283,8 @@ def main(ctx: click.Context, home: str | None, db: str | None, verbose: int, qui
 @pass_state
 def init(state: State, arch: str, weights: str | None, resolution: int | None, as_json: bool) -> None:
     """Create a registry home and register its frozen trunk (idempotent for the same trunk)."""
-    from workflows.home import init_home
-    from workflows.render import backbone_dict, backbone_table
+    from forkpoint.workflows.home import init_home
+    from forkpoint.workflows.render import backbone_dict, backbone_table
 
     result = init_home(state.home, state.db, arch, weights, resolution)
     with result.home as home:
@@ -296,7 +297,7 @@ def init(state: State, arch: str, weights: str | None, resolution: int | None, a
 
 
 def _shown_db(url: str) -> str:
-    from registry.db import shown
+    from forkpoint.registry.db import shown
 
     return shown(url)
 
@@ -306,7 +307,7 @@ def _shown_db(url: str) -> str:
 @pass_state
 def info(state: State, as_json: bool) -> None:
     """Show the home, its database and its trunk (block names for --branch)."""
-    from workflows.render import backbone_dict, backbone_table
+    from forkpoint.workflows.render import backbone_dict, backbone_table
 
     with state.open() as home:
         db = _shown_db(home.registry.url)
@@ -352,12 +353,12 @@ def add_task_cmd(state: State, name: str, source: str, data_root: Path, limit_pe
                  patience: int, batch_size: int, lr: float, seed: int, device: str, description: str, staged: bool,
                  as_json: bool) -> None:
     """Profile, select, SubTune and register task NAME (a new version if NAME exists)."""
-    from learner import AddTaskConfig, SelectionConfig, TrainConfig
-    from registry.validate import task_name
-    from workflows.datasets import load_task_data
-    from workflows.progress import PhaseProgress
-    from workflows.render import added_dict, added_table
-    from workflows.tasks import add_task_version, check_new_version_fits
+    from forkpoint.learner import AddTaskConfig, SelectionConfig, TrainConfig
+    from forkpoint.registry.validate import task_name
+    from forkpoint.workflows.datasets import load_task_data
+    from forkpoint.workflows.progress import PhaseProgress
+    from forkpoint.workflows.render import added_dict, added_table
+    from forkpoint.workflows.tasks import add_task_version, check_new_version_fits
 
     task_name(name)
     state.compute()
@@ -395,7 +396,7 @@ def add_task_cmd(state: State, name: str, source: str, data_root: Path, limit_pe
 @pass_state
 def tasks(state: State, as_json: bool) -> None:
     """List tasks with their live version, branch point and accuracy."""
-    from workflows.render import task_summary, tasks_table
+    from forkpoint.workflows.render import task_summary, tasks_table
 
     with state.open() as home:
         rows = [(t, home.registry.show(t.name) if t.live_version is not None else None) for t in home.registry.list_tasks()]
@@ -416,7 +417,7 @@ def tasks(state: State, as_json: bool) -> None:
 @pass_state
 def show(state: State, name: str, version: int | None, profile: bool, as_json: bool) -> None:
     """Show one version of a task (default: the live one)."""
-    from workflows.render import profile_table, version_table
+    from forkpoint.workflows.render import profile_table, version_table
 
     with state.open() as home:
         rec = home.registry.show(name, version)
@@ -435,7 +436,7 @@ def show(state: State, name: str, version: int | None, profile: bool, as_json: b
 @pass_state
 def history(state: State, name: str, as_json: bool) -> None:
     """Every version of a task and every audit event that touched it."""
-    from workflows.render import history_tables
+    from forkpoint.workflows.render import history_tables
 
     with state.open() as home:
         h = home.registry.history(name)
@@ -454,7 +455,7 @@ def history(state: State, name: str, as_json: bool) -> None:
 @pass_state
 def diff(state: State, name: str, v1: int, v2: int, as_json: bool) -> None:
     """What changed between two versions of a task."""
-    from workflows.render import diff_table
+    from forkpoint.workflows.render import diff_table
 
     with state.open() as home:
         d = home.registry.diff(name, v1, v2)
@@ -474,7 +475,7 @@ def diff(state: State, name: str, v1: int, v2: int, as_json: bool) -> None:
 @pass_state
 def events(state: State, task: str | None, limit: int, as_json: bool) -> None:
     """The audit log: who registered, promoted, rolled back, verified or collected what, and when."""
-    from workflows.render import events_table
+    from forkpoint.workflows.render import events_table
 
     with state.open() as home:
         found = home.registry.audit_events(task=task, limit=limit)
@@ -497,10 +498,10 @@ def events(state: State, task: str | None, limit: int, as_json: bool) -> None:
 @pass_state
 def predict(state: State, images: tuple[str, ...], task_names: tuple[str, ...], top_k: int, device: str, as_json: bool) -> None:
     """Classify images with every live task (or --task ones) in one shared forward pass."""
-    from learner.train import resolve_device
-    from workflows.live import load_live_model
-    from workflows.predict import collect_images, predict_images
-    from workflows.render import predictions_table
+    from forkpoint.learner.train import resolve_device
+    from forkpoint.workflows.live import load_live_model
+    from forkpoint.workflows.predict import collect_images, predict_images
+    from forkpoint.workflows.render import predictions_table
 
     paths = collect_images(list(images))
     target = resolve_device(device)
@@ -555,7 +556,7 @@ def _moved(state: State, rec, before: int | None, as_json: bool) -> None:
     if as_json:
         emit_json({"task": rec.task, "live_before": before, "live_after": rec.version, "version": rec.to_dict()})
         return
-    from workflows.render import branch_label, pct
+    from forkpoint.workflows.render import branch_label, pct
 
     state.console.print(f"{rec.task}: live v{before} -> v{rec.version} (branch {branch_label(rec)}, "
                         f"test acc {pct(rec.metrics.get('test_acc'))})", highlight=False)
@@ -570,7 +571,7 @@ def _moved(state: State, rec, before: int | None, as_json: bool) -> None:
 @pass_state
 def audit(state: State, no_data: bool, as_json: bool) -> None:
     """Verify everything: weight hashes, trunk fingerprint, data versions, live branches. Exit 1 on any problem."""
-    from workflows.audit import audit_home
+    from forkpoint.workflows.audit import audit_home
 
     state.compute()
     with state.open() as home:
@@ -597,7 +598,7 @@ def audit(state: State, no_data: bool, as_json: bool) -> None:
 @pass_state
 def gc(state: State, min_age: float | None, as_json: bool) -> None:
     """Delete weight files no version or trunk uses (rows are never deleted)."""
-    from registry import GC_GRACE_S
+    from forkpoint.registry import GC_GRACE_S
 
     with state.open() as home:
         deleted = home.registry.gc(GC_GRACE_S if min_age is None else min_age)
@@ -626,8 +627,8 @@ def gc(state: State, min_age: float | None, as_json: bool) -> None:
 def demo(state: State, demo_home: Path, data_root: Path, limit_per_class: int | None, resolution: int,
          epochs: int | None, profile_epochs: int | None, candidates, device: str) -> None:
     """Three real tasks on the embedded Lite0 (MNIST, animal silhouettes, sklearn digits), checked for forgetting."""
-    from learner.backbone import load_backbone
-    from workflows.demo import DemoSettings, run_demo
+    from forkpoint.learner.backbone import load_backbone
+    from forkpoint.workflows.demo import DemoSettings, run_demo
 
     state.compute()
     blocks = load_backbone().block_names if candidates else []
@@ -645,7 +646,7 @@ def demo(state: State, demo_home: Path, data_root: Path, limit_per_class: int | 
 @pass_state
 def samples(state: State, source: str, out: Path, per_class: int, split: str, data_root: Path) -> None:
     """Write a few real images of a dataset as PNGs (to try `forkpoint predict` on)."""
-    from workflows.samples import write_samples
+    from forkpoint.workflows.samples import write_samples
 
     written = write_samples(source, out, per_class, split, data_root)
     state.console.print(f"wrote {len(written)} image(s) to {out}", highlight=False)

@@ -2,8 +2,8 @@
 
 import sys
 
-from benchmarks.commands import bench_command
-from learner.errors import ForkpointError
+from forkpoint.benchmarks.commands import bench_command
+from forkpoint.contract.errors import ForkpointError
 
 
 def main() -> None:

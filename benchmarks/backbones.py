@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from learner import load_backbone
-from learner.backbone import DEFAULT_ARCH, Backbone
+from forkpoint.learner import load_backbone
+from forkpoint.contract.names import DEFAULT_ARCH
+from forkpoint.learner.backbone import Backbone
 
 # bigger models of families the learner can cut, most preferred first
 GPU_CANDIDATES = ("convnext_tiny", "resnet50", "efficientnet_b0", "vit_small_patch16_224")

@@ -17,10 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from learner import Branch
-from learner.backbone import Backbone
-from learner.errors import ConfigError
-from learner.train import TrainConfig, accuracy, autocast_for
+from forkpoint.learner import Branch
+from forkpoint.learner.backbone import Backbone
+from forkpoint.contract.errors import ConfigError
+from forkpoint.learner.train import TrainConfig, accuracy, autocast_for
 
 
 @dataclass(frozen=True)

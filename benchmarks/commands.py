@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from benchmarks.settings import SECTIONS, preset
-from learner.errors import ConfigError
+from forkpoint.benchmarks.settings import SECTIONS, preset
+from forkpoint.contract.errors import ConfigError
 
 
 def _int_list(value: str | None, what: str) -> tuple[int, ...] | None:
@@ -41,8 +41,8 @@ def _int_list(value: str | None, what: str) -> tuple[int, ...] | None:
               help="Measure nothing: rebuild tables, targets and PNGs from an earlier results.json (into --out).")
 def bench_command(quick, smoke, out, device, only, seeds, tasks, resolution, threads, arch, weights, data_root, publish, from_results) -> None:
     """Measure SubTuning against linear probe, full finetuning and LoRA: accuracy, cost, throughput, storage, forgetting."""
-    from benchmarks.runner import rerender, run_suite
-    from learner.train import resolve_device
+    from forkpoint.benchmarks.runner import rerender, run_suite
+    from forkpoint.learner.train import resolve_device
 
     if from_results is not None:
         rerender(from_results, out, publish_results=publish)
@@ -65,7 +65,7 @@ def bench_command(quick, smoke, out, device, only, seeds, tasks, resolution, thr
     if weights is not None:
         overrides["weights"] = str(weights)
     if dev.type == "cuda" and not arch and weights is None:
-        from benchmarks.backbones import pick_gpu_backbone
+        from forkpoint.benchmarks.backbones import pick_gpu_backbone
 
         overrides["arch"], overrides["weights"], overrides["backbone_note"] = pick_gpu_backbone()
     if arch and arch != s.arch and weights is None:

@@ -9,9 +9,9 @@ import torch
 from rich.console import Console
 from rich.progress import Progress
 
-from benchmarks.datasets import Pool, load_pool
-from benchmarks.settings import BenchSettings
-from learner.backbone import Backbone
+from forkpoint.benchmarks.datasets import Pool, load_pool
+from forkpoint.benchmarks.settings import BenchSettings
+from forkpoint.learner.backbone import Backbone
 
 
 @dataclass

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from learner import LabeledImages, TaskData
-from learner.data import stratified_split, to_input
-from learner.errors import DataError
+from forkpoint.learner import LabeledImages, TaskData
+from forkpoint.learner.data import stratified_split, to_input
+from forkpoint.contract.errors import DataError
 
 VAL_FRACTION = 0.15
 FALLBACK_TEST_SEED = 12345  # fixed: the test split never depends on the run's seeds
@@ -39,7 +39,7 @@ class Pool:
 def imagedata_loader():
     """``imagedata.load_dataset`` once the data layer exports it, else None (then only mnist/digits work)."""
     try:
-        mod = importlib.import_module("imagedata")
+        mod = importlib.import_module("forkpoint.imagedata")
     except ImportError:
         return None
     return getattr(mod, "load_dataset", None)

@@ -13,13 +13,13 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from benchmarks.baselines import fit_full_finetune, lora_branch
-from benchmarks.datasets import TaskSample
-from benchmarks.settings import BenchSettings
-from learner import AddTaskConfig, Branch, MultiTaskModel, SelectionConfig, TrainConfig, add_task
-from learner.backbone import Backbone
-from learner.cache import PrefixCache
-from learner.train import accuracy, fit, predict
+from forkpoint.benchmarks.baselines import fit_full_finetune, lora_branch
+from forkpoint.benchmarks.datasets import TaskSample
+from forkpoint.benchmarks.settings import BenchSettings
+from forkpoint.learner import AddTaskConfig, Branch, MultiTaskModel, SelectionConfig, TrainConfig, add_task
+from forkpoint.learner.backbone import Backbone
+from forkpoint.learner.cache import PrefixCache
+from forkpoint.learner.train import accuracy, fit, predict
 
 METHODS = ("subtuning", "subtuning-late", "linear-probe", "lora", "full-ft")
 

@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from learner.figures import save_figure  # noqa: E402
+from forkpoint.learner.figures import save_figure  # noqa: E402
 
 METHOD_COLORS = {"subtuning": "tab:orange", "subtuning-late": "tab:brown", "linear-probe": "tab:blue", "lora": "tab:green",
                  "full-ft": "tab:red"}

@@ -22,8 +22,8 @@ from pathlib import Path
 import timm
 import torch
 
-from registry import Registry
-from registry.codec import encode
+from forkpoint.registry import Registry
+from forkpoint.registry.codec import encode
 
 
 def branch_tensors(model: torch.nn.Module, seed: int) -> dict[str, torch.Tensor]:

@@ -11,7 +11,7 @@ import math
 import shutil
 from pathlib import Path
 
-from benchmarks.tables import TableSpec, to_markdown
+from forkpoint.benchmarks.tables import TableSpec, to_markdown
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parent.parent
@@ -60,7 +60,7 @@ def machine_table(results: dict) -> TableSpec:
 
 def markdown(results: dict, img_prefix: str = "", level: int = 3) -> str:
     """All tables of one results dict, the targets first."""
-    from benchmarks.targets import table as targets_table
+    from forkpoint.benchmarks.targets import table as targets_table
 
     parts = [to_markdown(machine_table(results), level), to_markdown(targets_table(results["targets"]), level)]
     for section, specs in results["tables"].items():

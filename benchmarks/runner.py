@@ -12,22 +12,22 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from benchmarks.backbones import build_backbone
-from benchmarks.context import BenchContext
-from benchmarks.machine import machine_info
-from benchmarks.plots import plot_section
-from benchmarks.report import publish, write_json, write_markdown
-from benchmarks.settings import SECTIONS, BenchSettings
-from benchmarks.tables import to_rich
-from benchmarks.targets import evaluate, table as targets_table
-from learner.errors import ConfigError
-from learner.train import resolve_device
+from forkpoint.benchmarks.backbones import build_backbone
+from forkpoint.benchmarks.context import BenchContext
+from forkpoint.benchmarks.machine import machine_info
+from forkpoint.benchmarks.plots import plot_section
+from forkpoint.benchmarks.report import publish, write_json, write_markdown
+from forkpoint.benchmarks.settings import SECTIONS, BenchSettings
+from forkpoint.benchmarks.tables import to_rich
+from forkpoint.benchmarks.targets import evaluate, table as targets_table
+from forkpoint.contract.errors import ConfigError
+from forkpoint.learner.train import resolve_device
 
 
 def section_module(name: str):
     if name not in SECTIONS:
         raise ConfigError(f"unknown benchmark section '{name}': use one of {', '.join(SECTIONS)}")
-    return importlib.import_module(f"benchmarks.sections.{name}")
+    return importlib.import_module(f"forkpoint.benchmarks.sections.{name}")
 
 
 def run_suite(

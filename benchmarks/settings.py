@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
-from learner.errors import ConfigError
+from forkpoint.contract.errors import ConfigError
 
 SECTIONS = ("cost", "accuracy", "throughput", "storage", "forgetting")
 DOMAIN_STREAM = ("mnist", "fashion", "animals", "digits")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmarks.tables import TableSpec
+from forkpoint.benchmarks.tables import TableSpec
 
 MET, NOT_MET, NOT_MEASURED = "met", "not met", "not measured"
 

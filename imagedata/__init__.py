@@ -5,13 +5,13 @@ byte-identically on every machine (tracked by ``data.dvc``); user data comes as 
 ImageFolder directory or a ``path,label`` CSV. See docs/data.md.
 """
 
-from imagedata.loader import load_dataset, load_prepared
-from imagedata.ops import limit_per_class, subset_classes
-from imagedata.prepare import prepare
-from imagedata.sources import BUILTIN_NAMES
-from imagedata.types import ImageDataset, Split
-from imagedata.userdata import ImbalanceWarning
-from imagedata.versioning import dvc_add, dvc_md5, dvcfile_md5
+from forkpoint.imagedata.loader import load_dataset, load_prepared
+from forkpoint.imagedata.ops import limit_per_class, subset_classes
+from forkpoint.imagedata.prepare import prepare
+from forkpoint.imagedata.sources import BUILTIN_NAMES
+from forkpoint.imagedata.types import ImageDataset, Split
+from forkpoint.imagedata.userdata import ImbalanceWarning
+from forkpoint.imagedata.versioning import dvc_add, dvc_md5, dvcfile_md5
 
 __all__ = [
     "BUILTIN_NAMES", "ImageDataset", "ImbalanceWarning", "Split", "dvc_add", "dvc_md5", "dvcfile_md5",

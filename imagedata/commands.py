@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
-from imagedata.sources import BUILTIN_NAMES
+from forkpoint.imagedata.sources import BUILTIN_NAMES
 
 
 @click.group("data")
@@ -28,12 +28,12 @@ def data_group() -> None:
 @click.option("--force", is_flag=True, help="Rebuild even if a folder is already prepared with this recipe.")
 def prepare_cmd(root: Path, only: tuple[str, ...], limit_per_class: int | None, force: bool) -> None:
     """Write the built-in datasets into ROOT deterministically (same bytes on every machine)."""
-    from imagedata.prepare import prepare
+    from forkpoint.imagedata.prepare import prepare
 
     _log_to_rich()
     done = prepare(root, list(only) or None, limit_per_class=limit_per_class, progress=True, force=force)
     click.echo(f"prepared {len(done)} dataset(s) in {root}: {', '.join(done)}")
-    from imagedata.versioning import commit_if_matching
+    from forkpoint.imagedata.versioning import commit_if_matching
 
     check = commit_if_matching(root)
     if check is not None:
@@ -49,8 +49,8 @@ def prepare_cmd(root: Path, only: tuple[str, ...], limit_per_class: int | None, 
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=Path("data"), show_default=True)
 def info_cmd(root: Path) -> None:
     """Show each prepared dataset (classes, sizes, DVC md5) and whether ROOT matches its .dvc file."""
-    from imagedata.store import MANIFEST, read_manifest
-    from imagedata.versioning import dvc_md5, dvcfile_md5
+    from forkpoint.imagedata.store import MANIFEST, read_manifest
+    from forkpoint.imagedata.versioning import dvc_md5, dvcfile_md5
 
     console = Console()
     folders = sorted(p for p in root.iterdir() if (p / MANIFEST).is_file()) if root.is_dir() else []

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from learner.errors import DataError
+from forkpoint.contract.errors import DataError
 
 _UBYTE = 0x08
 

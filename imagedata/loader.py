@@ -5,13 +5,13 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from imagedata.convert import resize_all
-from imagedata.sources import BUILTINS
-from imagedata.store import MANIFEST, read_prepared
-from imagedata.types import ImageDataset, Split
-from imagedata.userdata import list_csv, list_image_folder, load_items
-from imagedata.versioning import dvc_md5
-from learner.errors import DataError
+from forkpoint.imagedata.convert import resize_all
+from forkpoint.imagedata.sources import BUILTINS
+from forkpoint.imagedata.store import MANIFEST, read_prepared
+from forkpoint.imagedata.types import ImageDataset, Split
+from forkpoint.imagedata.userdata import list_csv, list_image_folder, load_items
+from forkpoint.imagedata.versioning import dvc_md5
+from forkpoint.contract.errors import DataError
 
 
 def load_dataset(name_or_path: str | Path, root: Path = Path("data"), size: int | None = None) -> ImageDataset:
@@ -25,7 +25,7 @@ def load_dataset(name_or_path: str | Path, root: Path = Path("data"), size: int 
     if isinstance(name_or_path, str) and name_or_path in BUILTINS:
         folder = Path(root) / name_or_path
         if not (folder / MANIFEST).is_file():
-            from imagedata.prepare import prepare
+            from forkpoint.imagedata.prepare import prepare
 
             prepare(Path(root), [name_or_path], progress=False)
         return load_prepared(folder, size)

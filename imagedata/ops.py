@@ -11,9 +11,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from imagedata.splits import keyed_order
-from imagedata.types import ImageDataset, Split
-from learner.errors import DataError
+from forkpoint.imagedata.splits import keyed_order
+from forkpoint.imagedata.types import ImageDataset, Split
+from forkpoint.contract.errors import DataError
 
 
 def subset_classes(ds: ImageDataset, classes: Sequence[int], name: str) -> ImageDataset:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from learner.errors import DataError
+from forkpoint.contract.errors import DataError
 
 _MULTIARRAY = {"numpy.core.multiarray", "numpy._core.multiarray"}  # NumPy 1.x / 2.x spelling
 _DTYPES = {"u1", "i1", "u2", "i2", "i4", "u4", "i8", "u8", "f4", "f8"}

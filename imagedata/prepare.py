@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from imagedata.sources import BUILTINS, FASHION_APT, Builtin
-from imagedata.splits import DEFAULT_FRACTIONS, DEFAULT_SEED, cap_per_class, first_occurrences, stratified_split
-from imagedata.store import FORMAT, MANIFEST, read_manifest, write_prepared
-from learner.errors import DataError
+from forkpoint.imagedata.sources import BUILTINS, FASHION_APT, Builtin
+from forkpoint.imagedata.splits import DEFAULT_FRACTIONS, DEFAULT_SEED, cap_per_class, first_occurrences, stratified_split
+from forkpoint.imagedata.store import FORMAT, MANIFEST, read_manifest, write_prepared
+from forkpoint.contract.errors import DataError
 
 log = logging.getLogger("imagedata")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from learner.errors import DataError
+from forkpoint.contract.errors import DataError
 
 FASHION_DIR_ENV = "FORKPOINT_FASHION_MNIST_DIR"
 FASHION_DEFAULT_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -57,7 +57,7 @@ def _read_mnist() -> RawSource:
 
 
 def _read_fashion() -> RawSource:
-    from imagedata.idx import read_idx
+    from forkpoint.imagedata.idx import read_idx
 
     root = fashion_dir()
     names = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
@@ -77,7 +77,7 @@ def _read_animals() -> RawSource:
     """animal-mnist's two gzip'd pickles, parsed without unpickling (see imagedata.pickled)."""
     import importlib.util
 
-    from imagedata.pickled import read_pickled_ndarray
+    from forkpoint.imagedata.pickled import read_pickled_ndarray
 
     spec = importlib.util.find_spec("animal_mnist")
     if spec is None or not spec.submodule_search_locations:

@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from imagedata.atomic import building, dumps_json, save_array
-from imagedata.splits import SPLIT_NAMES
-from imagedata.types import Split
-from learner.errors import DataError
+from forkpoint.imagedata.atomic import building, dumps_json, save_array
+from forkpoint.imagedata.splits import SPLIT_NAMES
+from forkpoint.imagedata.types import Split
+from forkpoint.contract.errors import DataError
 
 FORMAT = "forkpoint-imagedata/1"
 FILES = {"images": "images.npy", "labels": "labels.npy", "split": "split.npy"}

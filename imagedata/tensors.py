@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from imagedata.types import Split
+from forkpoint.imagedata.types import Split
 
 
 def images_to_tensor(images: np.ndarray) -> torch.Tensor:

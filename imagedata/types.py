@@ -24,7 +24,7 @@ class Split:
 
     def tensors(self) -> tuple["torch.Tensor", "torch.Tensor"]:
         """(N,C,H,W) float32 in [0,1] and int64 labels: the backbone's preprocessing takes it from here."""
-        from imagedata.tensors import split_tensors
+        from forkpoint.imagedata.tensors import split_tensors
 
         return split_tensors(self)
 

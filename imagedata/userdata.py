@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from imagedata.convert import DEFAULT_SIZE, MIN_SIDE, gray_to_rgb, resize_all, to_pixels
-from imagedata.splits import DEFAULT_FRACTIONS, DEFAULT_SEED, first_occurrences, stratified_split
-from imagedata.types import ImageDataset, Split
-from learner.errors import DataError
+from forkpoint.imagedata.convert import DEFAULT_SIZE, MIN_SIDE, gray_to_rgb, resize_all, to_pixels
+from forkpoint.imagedata.splits import DEFAULT_FRACTIONS, DEFAULT_SEED, first_occurrences, stratified_split
+from forkpoint.imagedata.types import ImageDataset, Split
+from forkpoint.contract.errors import DataError
 
 log = logging.getLogger("imagedata")
 

@@ -11,7 +11,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from learner.errors import DataError
+from forkpoint.contract.errors import DataError
 
 
 def find_dvc_root(path: Path) -> Path | None:

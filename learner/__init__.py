@@ -1,19 +1,19 @@
 """SubTuning learner: profile a frozen backbone, select a branch, train it, serve all tasks in one pass.
 
-Names are imported lazily so that ``learner.errors`` (used by every layer) does not pull
-torch and timm into light commands.
+Names are imported lazily so that importing the package does not pull torch and timm
+into light commands. Errors, names and branch ranges live in :mod:`forkpoint.contract`.
 """
 
 from importlib import import_module
 
 _EXPORTS = {
-    "Backbone": "learner.backbone", "load_backbone": "learner.backbone",
-    "Branch": "learner.branch", "BranchSpec": "learner.branch",
-    "LabeledImages": "learner.data", "TaskData": "learner.data",
-    "MultiTaskModel": "learner.multitask",
-    "SelectionConfig": "learner.select",
-    "AddTaskConfig": "learner.task", "TaskReport": "learner.task", "add_task": "learner.task",
-    "TrainConfig": "learner.train",
+    "Backbone": "forkpoint.learner.backbone", "load_backbone": "forkpoint.learner.backbone",
+    "Branch": "forkpoint.learner.branch", "BranchSpec": "forkpoint.contract.branch",
+    "LabeledImages": "forkpoint.learner.data", "TaskData": "forkpoint.learner.data",
+    "MultiTaskModel": "forkpoint.learner.multitask",
+    "SelectionConfig": "forkpoint.learner.select",
+    "AddTaskConfig": "forkpoint.learner.task", "TaskReport": "forkpoint.learner.task", "add_task": "forkpoint.learner.task",
+    "TrainConfig": "forkpoint.learner.train",
 }
 __all__ = sorted(_EXPORTS)
 

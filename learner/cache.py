@@ -13,7 +13,7 @@ from typing import Iterator
 
 import torch
 
-from learner.backbone import Backbone
+from forkpoint.learner.backbone import Backbone
 
 DEFAULT_BUDGET_MB = 3072
 

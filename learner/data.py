@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from learner.errors import DataError
+from forkpoint.contract.errors import DataError
 
 
 @dataclass(frozen=True)

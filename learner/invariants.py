@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from learner.errors import ForgettingError
+from forkpoint.contract.errors import ForgettingError
 
 
 class Fingerprinted(Protocol):

@@ -8,23 +8,15 @@ every later frozen unit (and the tail) runs once on that stack instead of once p
 
 from __future__ import annotations
 
-import re
-
 import torch
 from torch import nn
 
-from learner.backbone import Backbone, module_digest
-from learner.branch import Branch
-from learner.errors import ConfigError
+from forkpoint.learner.backbone import Backbone, module_digest
+from forkpoint.learner.branch import Branch
+from forkpoint.contract.errors import ConfigError
+from forkpoint.contract.names import check_task_name
 
-TASK_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 TRUNK = "__trunk__"
-
-
-def check_task_name(name: str) -> str:
-    if not isinstance(name, str) or not TASK_NAME.fullmatch(name):
-        raise ConfigError(f"invalid task name {name!r}: use 1-64 characters of a-z 0-9 . _ - starting with a letter or digit")
-    return name
 
 
 class MultiTaskModel(nn.Module):

@@ -13,11 +13,11 @@ from typing import Callable, Sequence
 
 import torch
 
-from learner.backbone import Backbone
-from learner.branch import Branch
-from learner.cache import PrefixCache
-from learner.figures import save_figure
-from learner.train import TrainConfig, fit
+from forkpoint.learner.backbone import Backbone
+from forkpoint.learner.branch import Branch
+from forkpoint.learner.cache import PrefixCache
+from forkpoint.learner.figures import save_figure
+from forkpoint.learner.train import TrainConfig, fit
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Callable, Sequence
 
-from learner.errors import ConfigError
-from learner.profile import Candidate
+from forkpoint.contract.errors import ConfigError
+from forkpoint.learner.profile import Candidate
 
 DEFAULT_EPS = 0.01
 DEFAULT_MAX_BLOCKS = 3

@@ -12,15 +12,15 @@ from pathlib import Path
 
 import torch
 
-from learner.branch import Branch, BranchSpec
-from learner.cache import DEFAULT_BUDGET_MB, PrefixCache
-from learner.data import TaskData, check_labels, check_task, stratified_split, to_input
-from learner.errors import ConfigError, DataError
-from learner.invariants import FrozenGuard
-from learner.multitask import MultiTaskModel, check_task_name
-from learner.profile import Candidate, plot_profile, run_profile, score_range
-from learner.select import SelectionConfig, greedy_select
-from learner.train import TrainConfig, accuracy, fit, predict, resolve_device
+from forkpoint.learner.branch import Branch, BranchSpec
+from forkpoint.learner.cache import DEFAULT_BUDGET_MB, PrefixCache
+from forkpoint.learner.data import TaskData, check_labels, check_task, stratified_split, to_input
+from forkpoint.contract.errors import ConfigError, DataError
+from forkpoint.learner.invariants import FrozenGuard
+from forkpoint.learner.multitask import MultiTaskModel, check_task_name
+from forkpoint.learner.profile import Candidate, plot_profile, run_profile, score_range
+from forkpoint.learner.select import SelectionConfig, greedy_select
+from forkpoint.learner.train import TrainConfig, accuracy, fit, predict, resolve_device
 
 
 @dataclass(frozen=True)

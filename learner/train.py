@@ -16,10 +16,10 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from learner.backbone import Backbone
-from learner.branch import Branch
-from learner.cache import PrefixCache
-from learner.errors import ConfigError
+from forkpoint.learner.backbone import Backbone
+from forkpoint.learner.branch import Branch
+from forkpoint.learner.cache import PrefixCache
+from forkpoint.contract.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,8 @@
 Entry point: :class:`Registry` (``Registry.open(home, db_url=None)``). See docs/registry.md.
 """
 
-from registry.core import GC_GRACE_S, Registry
-from registry.errors import (
+from forkpoint.registry.core import GC_GRACE_S, Registry
+from forkpoint.registry.errors import (
     ArtifactCorruptError,
     ArtifactMissingError,
     BackboneMismatchError,
@@ -20,7 +20,7 @@ from registry.errors import (
     UnknownTaskError,
     UnknownVersionError,
 )
-from registry.records import (
+from forkpoint.registry.records import (
     AuditRecord,
     BackboneRecord,
     TaskHistory,

@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from registry.errors import InvalidInputError
+from forkpoint.registry.errors import InvalidInputError
 
 
 def encode(tensors: dict[str, torch.Tensor], *, check_finite: bool = True) -> bytes:

@@ -23,12 +23,12 @@ from alembic.util import CommandError
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlmodel import Session, select
 
-from registry import validate
-from registry.codec import decode, encode
-from registry.crashpoints import crash_point
-from registry.db import WRITE, default_url, make_engine, shown
-from registry.diff import diff_versions
-from registry.errors import (
+from forkpoint.registry import validate
+from forkpoint.registry.codec import decode, encode
+from forkpoint.registry.crashpoints import crash_point
+from forkpoint.registry.db import WRITE, default_url, make_engine, shown
+from forkpoint.registry.diff import diff_versions
+from forkpoint.registry.errors import (
     BackboneMismatchError,
     ClassNamesMismatchError,
     ConcurrencyError,
@@ -38,10 +38,10 @@ from registry.errors import (
     UnknownTaskError,
     UnknownVersionError,
 )
-from registry.migrate import upgrade
-from registry.models import AuditEvent, Backbone, Task, TaskVersion
-from registry.provenance import default_actor, lib_versions
-from registry.records import (
+from forkpoint.registry.migrate import upgrade
+from forkpoint.registry.models import AuditEvent, Backbone, Task, TaskVersion
+from forkpoint.registry.provenance import default_actor, lib_versions
+from forkpoint.registry.records import (
     AuditRecord,
     BackboneRecord,
     TaskHistory,
@@ -51,9 +51,9 @@ from registry.records import (
     VersionRecord,
     utc,
 )
-from registry.store import ObjectStore
-from registry.verify import DvcMd5Fn, TrunkFingerprintFn, orphans, references
-from registry.verify import verify as run_verify
+from forkpoint.registry.store import ObjectStore
+from forkpoint.registry.verify import DvcMd5Fn, TrunkFingerprintFn, orphans, references
+from forkpoint.registry.verify import verify as run_verify
 
 MAX_ATTEMPTS = 8
 GC_GRACE_S = 15 * 60  # gc leaves younger orphans alone: they may belong to a write still in flight

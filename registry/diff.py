@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from registry.records import VersionDiff, VersionRecord
+from forkpoint.registry.records import VersionDiff, VersionRecord
 
 # Grouped the way people ask: where does it fork, how good, how trained, on what data.
 SCALAR_FIELDS = (

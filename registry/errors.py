@@ -1,19 +1,20 @@
 """Errors the registry raises on purpose.
 
-All derive from :class:`learner.errors.ForkpointError`, so the CLI prints them as one
+All derive from :class:`forkpoint.contract.errors.ForkpointError`, so the CLI prints them as one
 line and exits non-zero. Each message names the problem and the fix.
 """
 
 from __future__ import annotations
 
-from learner.errors import BranchMismatchError, ConfigError, ForkpointError
+from forkpoint.contract.errors import BranchMismatchError, ConfigError, ForkpointError
+from forkpoint.contract.names import InvalidNameError as _ContractNameError
 
 
 class RegistryError(ForkpointError):
     """Base of every registry error."""
 
 
-class InvalidNameError(RegistryError, ConfigError):
+class InvalidNameError(RegistryError, _ContractNameError):
     """A task name does not match ``[a-z0-9][a-z0-9._-]{0,63}``."""
 
 

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from registry.models import AuditEvent, Backbone, Task, TaskVersion
+from forkpoint.registry.models import AuditEvent, Backbone, Task, TaskVersion
 
 
 def utc(dt: datetime) -> datetime:

@@ -14,8 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from registry.codec import sha256
-from registry.errors import ArtifactCorruptError, ArtifactMissingError, StoreWriteError
+from forkpoint.registry.codec import sha256
+from forkpoint.registry.errors import ArtifactCorruptError, ArtifactMissingError, StoreWriteError
 
 SUFFIX = ".safetensors"
 TMP_PREFIX = ".tmp-"

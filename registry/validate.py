@@ -14,20 +14,20 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from registry.errors import BranchSpecError, InvalidInputError, InvalidNameError
+from forkpoint.contract.names import InvalidNameError as ContractNameError
+from forkpoint.contract.names import check_task_name
+from forkpoint.registry.errors import BranchSpecError, InvalidInputError, InvalidNameError
 
-TASK_NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 BRANCH_KEYS = ("start", "end", "block_names", "siamese", "num_classes", "feature_dim", "head_shape")
 
 
 def task_name(name: object) -> str:
     """A safe task name: lower-case, no path separators, no '..'-only names, ≤ 64 chars."""
-    if not isinstance(name, str) or not TASK_NAME_RE.fullmatch(name) or set(name) <= {"."}:
-        raise InvalidNameError(
-            f"invalid task name {name!r}: use 1-64 characters from a-z 0-9 . _ - starting with a letter or digit"
-        )
-    return name
+    try:
+        return check_task_name(name)
+    except ContractNameError as exc:
+        raise InvalidNameError(str(exc)) from None
 
 
 def fingerprint(fp: object) -> str:

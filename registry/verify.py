@@ -11,8 +11,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Callable, Iterable
 
-from registry.records import BackboneRecord, VerifyReport, VersionRecord
-from registry.store import ObjectStore
+from forkpoint.registry.records import BackboneRecord, VerifyReport, VersionRecord
+from forkpoint.registry.store import ObjectStore
 
 TrunkFingerprintFn = Callable[[BackboneRecord], str]
 DvcMd5Fn = Callable[[str], str]

@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from learner import Backbone
-from learner.errors import ConfigError
-from scenarios.models import PerTaskFullModels, SharedTrunkMultiHead, TaskLabelledModule
+from forkpoint.learner import Backbone
+from forkpoint.contract.errors import ConfigError
+from forkpoint.scenarios.models import PerTaskFullModels, SharedTrunkMultiHead, TaskLabelledModule
 
 BASELINES = ("naive", "ewc", "lwf", "replay", "linear", "full")
 STRATEGIES = ("subtuning",) + BASELINES

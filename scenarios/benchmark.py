@@ -12,9 +12,9 @@ from __future__ import annotations
 import torch
 from torch.utils.data import TensorDataset
 
-from learner import Backbone
-from learner.data import to_input
-from scenarios.streams import Stream
+from forkpoint.learner import Backbone
+from forkpoint.learner.data import to_input
+from forkpoint.scenarios.streams import Stream
 
 
 class _LabelledTensors(TensorDataset):

@@ -93,8 +93,8 @@ def run_cmd(ctx: click.Context, benchmark, paths, strategy, per_class, test_per_
 
     from rich.console import Console
 
-    from scenarios.runner import RunConfig, run_stream
-    from scenarios.streams import StreamOptions, load_stream
+    from forkpoint.scenarios.runner import RunConfig, run_stream
+    from forkpoint.scenarios.streams import StreamOptions, load_stream
 
     home = home or _global(ctx, "home")
     db = db or _global(ctx, "db")
@@ -102,7 +102,7 @@ def run_cmd(ctx: click.Context, benchmark, paths, strategy, per_class, test_per_
     console = Console(width=None if sys.stdout.isatty() else 200)
     opened = None
     if home is not None:
-        from workflows.home import open_home
+        from forkpoint.workflows.home import open_home
 
         opened = open_home(home, db)
     try:
@@ -132,7 +132,7 @@ def _print(console, outcome, as_json: bool) -> None:
 
     from rich.table import Table
 
-    from scenarios.report import TABLE_HEADER, table_rows
+    from forkpoint.scenarios.report import TABLE_HEADER, table_rows
 
     if as_json:
         click.echo(json.dumps(json.loads(outcome.files["json"].read_text()), indent=2))

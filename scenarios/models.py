@@ -21,8 +21,8 @@ import torch
 from avalanche.models import MultiHeadClassifier, MultiTaskModule
 from torch import nn
 
-from learner import Backbone, MultiTaskModel
-from learner.errors import ConfigError
+from forkpoint.learner import Backbone, MultiTaskModel
+from forkpoint.contract.errors import ConfigError
 
 PAD_LOGIT = -1e9  # padding for heads narrower than the widest one: never the argmax, exp() == 0
 

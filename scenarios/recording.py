@@ -20,14 +20,14 @@ import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from learner import AddTaskConfig, MultiTaskModel
-from learner.errors import ConfigError
-from registry import UnknownTaskError, VersionRecord
-from scenarios.streams import Stream, StreamTask
-from scenarios.subtuning import AddedTask, TrainLocally
-from workflows.home import Home
-from workflows.live import rebuild_branch
-from workflows.tasks import check_new_version_fits
+from forkpoint.learner import AddTaskConfig, MultiTaskModel
+from forkpoint.contract.errors import ConfigError
+from forkpoint.registry import UnknownTaskError, VersionRecord
+from forkpoint.scenarios.streams import Stream, StreamTask
+from forkpoint.scenarios.subtuning import AddedTask, TrainLocally
+from forkpoint.workflows.home import Home
+from forkpoint.workflows.live import rebuild_branch
+from forkpoint.workflows.tasks import check_new_version_fits
 
 CRASH_ENV = "FORKPOINT_STREAM_CRASH_AFTER"  # test seam: SIGKILL right after this many tasks were registered
 

@@ -12,8 +12,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from scenarios.metrics import mean
-from scenarios.runstate import write_json
+from forkpoint.scenarios.metrics import mean
+from forkpoint.scenarios.runstate import write_json
 
 
 @dataclass

@@ -17,13 +17,13 @@ from pathlib import Path
 import torch
 from avalanche.core import SupervisedPlugin
 
-from learner import AddTaskConfig, Backbone, MultiTaskModel, SelectionConfig, TrainConfig, load_backbone
-from learner.data import to_input
-from learner.errors import ConfigError, ForgettingError
-from learner.train import resolve_device
-from scenarios.baselines import STRATEGIES, BaselineConfig, make_baseline
-from scenarios.benchmark import build_benchmark
-from scenarios.metrics import (
+from forkpoint.learner import AddTaskConfig, Backbone, MultiTaskModel, SelectionConfig, TrainConfig, load_backbone
+from forkpoint.learner.data import to_input
+from forkpoint.contract.errors import ConfigError, ForgettingError
+from forkpoint.learner.train import resolve_device
+from forkpoint.scenarios.baselines import STRATEGIES, BaselineConfig, make_baseline
+from forkpoint.scenarios.benchmark import build_benchmark
+from forkpoint.scenarios.metrics import (
     STREAM_BWT,
     STREAM_FORGETTING,
     accuracy_matrix,
@@ -34,11 +34,11 @@ from scenarios.metrics import (
     last_value,
     make_evaluator,
 )
-from scenarios.models import SubTuningModule
-from scenarios.report import StrategyResult, write_reports
-from scenarios.runstate import DONE, FAILED, RunState
-from scenarios.streams import Stream
-from scenarios.subtuning import NoForgettingCheck, SubTuningStrategy, TaskSource, TrainLocally
+from forkpoint.scenarios.models import SubTuningModule
+from forkpoint.scenarios.report import StrategyResult, write_reports
+from forkpoint.scenarios.runstate import DONE, FAILED, RunState
+from forkpoint.scenarios.streams import Stream
+from forkpoint.scenarios.subtuning import NoForgettingCheck, SubTuningStrategy, TaskSource, TrainLocally
 
 
 @dataclass(frozen=True)
@@ -218,7 +218,7 @@ def run_stream(
     benchmark = build_benchmark(stream, backbone)
     source = task_source
     if source is None and home is not None:
-        from scenarios.recording import RegistryTasks
+        from forkpoint.scenarios.recording import RegistryTasks
 
         source = RegistryTasks(home, state.run_id, stream, config.subtuning(), progress, Path(out) / "plots")
 

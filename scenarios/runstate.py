@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from learner.errors import ConfigError
+from forkpoint.contract.errors import ConfigError
 
 RUN_FILE = "run.json"
 RUNNING, DONE, FAILED = "running", "done", "failed"

@@ -14,9 +14,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from imagedata import ImageDataset, limit_per_class, load_dataset, subset_classes
-from learner import LabeledImages, TaskData
-from learner.errors import ConfigError
+from forkpoint.imagedata import ImageDataset, limit_per_class, load_dataset, subset_classes
+from forkpoint.learner import LabeledImages, TaskData
+from forkpoint.contract.errors import ConfigError
 
 DOMAINS = ("mnist", "fashion", "animals", "digits")
 FASHION_PAIRS = ((0, 1), (2, 3), (4, 5), (6, 7), (8, 9))

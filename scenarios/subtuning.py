@@ -20,10 +20,10 @@ from avalanche.core import SupervisedPlugin
 from avalanche.training.templates import SupervisedTemplate
 from torch import nn
 
-from learner import AddTaskConfig, Branch, MultiTaskModel, TaskReport, add_task
-from learner.errors import ConfigError
-from scenarios.models import SubTuningModule
-from scenarios.streams import StreamTask
+from forkpoint.learner import AddTaskConfig, Branch, MultiTaskModel, TaskReport, add_task
+from forkpoint.contract.errors import ConfigError
+from forkpoint.scenarios.models import SubTuningModule
+from forkpoint.scenarios.streams import StreamTask
 
 
 @dataclass

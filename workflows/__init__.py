@@ -16,13 +16,13 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "AddedTask": "workflows.tasks", "add_task_version": "workflows.tasks",
-    "AuditResult": "workflows.audit", "audit_home": "workflows.audit",
-    "LoadedData": "workflows.datasets", "load_task_data": "workflows.datasets",
-    "DEFAULT_HOME": "workflows.home", "Home": "workflows.home", "init_home": "workflows.home",
-    "open_home": "workflows.home", "resolve_home": "workflows.home",
-    "LiveModel": "workflows.live", "load_live_model": "workflows.live",
-    "ImagePrediction": "workflows.predict", "collect_images": "workflows.predict", "predict_images": "workflows.predict",
+    "AddedTask": "forkpoint.workflows.tasks", "add_task_version": "forkpoint.workflows.tasks",
+    "AuditResult": "forkpoint.workflows.audit", "audit_home": "forkpoint.workflows.audit",
+    "LoadedData": "forkpoint.workflows.datasets", "load_task_data": "forkpoint.workflows.datasets",
+    "DEFAULT_HOME": "forkpoint.workflows.home", "Home": "forkpoint.workflows.home", "init_home": "forkpoint.workflows.home",
+    "open_home": "forkpoint.workflows.home", "resolve_home": "forkpoint.workflows.home",
+    "LiveModel": "forkpoint.workflows.live", "load_live_model": "forkpoint.workflows.live",
+    "ImagePrediction": "forkpoint.workflows.predict", "collect_images": "forkpoint.workflows.predict", "predict_images": "forkpoint.workflows.predict",
 }
 __all__ = sorted(_EXPORTS)
 

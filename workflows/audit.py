@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from imagedata import dvc_md5
-from learner.errors import ForkpointError
-from registry import BackboneRecord, VerifyReport
-from workflows.home import Home, rebuild_trunk
-from workflows.live import rebuild_branch
+from forkpoint.imagedata import dvc_md5
+from forkpoint.contract.errors import ForkpointError
+from forkpoint.registry import BackboneRecord, VerifyReport
+from forkpoint.workflows.home import Home, rebuild_trunk
+from forkpoint.workflows.live import rebuild_branch
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from imagedata import BUILTIN_NAMES, ImageDataset, limit_per_class, load_dataset
-from learner import LabeledImages, TaskData
-from learner.errors import DataError
+from forkpoint.imagedata import BUILTIN_NAMES, ImageDataset, limit_per_class, load_dataset
+from forkpoint.learner import LabeledImages, TaskData
+from forkpoint.contract.errors import DataError
 
 DATA_ROOT_ENV = "FORKPOINT_DATA"
 DEFAULT_DATA_ROOT = Path("data")

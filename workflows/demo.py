@@ -18,19 +18,19 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from learner import AddTaskConfig, SelectionConfig, TrainConfig
-from learner.backbone import DEFAULT_ARCH
-from learner.data import to_input
-from learner.errors import ConfigError
-from workflows.datasets import load_task_data
-from workflows.errors import PredictionChangedError, TrunkChangedError
-from workflows.home import Home, init_home
-from workflows.live import LiveModel, load_live_model
-from workflows.predict import collect_images, predict_images
-from workflows.progress import PhaseProgress, rich_progress
-from workflows.render import branch_label, pct
-from workflows.samples import write_samples
-from workflows.tasks import AddedTask, add_task_version
+from forkpoint.learner import AddTaskConfig, SelectionConfig, TrainConfig
+from forkpoint.contract.names import DEFAULT_ARCH
+from forkpoint.learner.data import to_input
+from forkpoint.contract.errors import ConfigError
+from forkpoint.workflows.datasets import load_task_data
+from forkpoint.workflows.errors import PredictionChangedError, TrunkChangedError
+from forkpoint.workflows.home import Home, init_home
+from forkpoint.workflows.live import LiveModel, load_live_model
+from forkpoint.workflows.predict import collect_images, predict_images
+from forkpoint.workflows.progress import PhaseProgress, rich_progress
+from forkpoint.workflows.render import branch_label, pct
+from forkpoint.workflows.samples import write_samples
+from forkpoint.workflows.tasks import AddedTask, add_task_version
 
 MARKER = ".forkpoint-demo"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from learner.errors import ConfigError, DataError, ForgettingError, ForkpointError
+from forkpoint.contract.errors import ConfigError, DataError, ForgettingError, ForkpointError
 
 
 class HomeNotInitializedError(ForkpointError):

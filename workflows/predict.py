@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from learner.data import to_input
-from workflows.errors import ImageInputError
-from workflows.live import LiveModel
+from forkpoint.learner.data import to_input
+from forkpoint.workflows.errors import ImageInputError
+from forkpoint.workflows.live import LiveModel
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 

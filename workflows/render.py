@@ -11,7 +11,7 @@ from typing import Any, Iterable
 
 from rich.table import Table
 
-from registry import AuditRecord, BackboneRecord, TaskHistory, TaskRecord, VersionDiff, VersionRecord
+from forkpoint.registry import AuditRecord, BackboneRecord, TaskHistory, TaskRecord, VersionDiff, VersionRecord
 
 
 def dumps(obj: Any) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workflows.datasets import DEFAULT_DATA_ROOT, load_task_data
+from forkpoint.workflows.datasets import DEFAULT_DATA_ROOT, load_task_data
 
 
 def write_samples(source: str, out: Path, per_class: int = 1, split: str = "test",

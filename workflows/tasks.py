@@ -12,12 +12,12 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from learner import AddTaskConfig, TaskReport, add_task
-from registry import BackboneMismatchError, ClassNamesMismatchError, TaskRecord, UnknownTaskError, VersionRecord
-from registry.validate import task_name
-from workflows.datasets import LoadedData
-from workflows.home import Home
-from workflows.live import LiveModel, load_live_model
+from forkpoint.learner import AddTaskConfig, TaskReport, add_task
+from forkpoint.registry import BackboneMismatchError, ClassNamesMismatchError, TaskRecord, UnknownTaskError, VersionRecord
+from forkpoint.registry.validate import task_name
+from forkpoint.workflows.datasets import LoadedData
+from forkpoint.workflows.home import Home
+from forkpoint.workflows.live import LiveModel, load_live_model
 
 
 @dataclass

@@ -7,16 +7,16 @@ the forgetting section reads back afterwards.
 
 from __future__ import annotations
 
-from benchmarks.context import BenchContext
-from benchmarks.datasets import sample_task
-from benchmarks.methods import (
+from forkpoint.benchmarks.context import BenchContext
+from forkpoint.benchmarks.datasets import sample_task
+from forkpoint.benchmarks.methods import (
     METHODS, SampleCaches, fixed_late_units, run_fixed_branch, run_full_finetune, run_linear_probe, run_lora,
     run_subtuning, shared_model_accuracy,
 )
-from benchmarks.stats import group, mean_std, regime_label
-from benchmarks.tables import TableSpec, pm
-from learner import MultiTaskModel
-from learner.errors import DataError
+from forkpoint.benchmarks.stats import group, mean_std, regime_label
+from forkpoint.benchmarks.tables import TableSpec, pm
+from forkpoint.learner import MultiTaskModel
+from forkpoint.contract.errors import DataError
 
 
 def available_tasks(ctx: BenchContext) -> tuple[list[str], dict[str, str]]:

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import time
 
-from benchmarks.context import BenchContext
-from benchmarks.datasets import sample_task
-from benchmarks.methods import SampleCaches, add_task_config, affordable_candidates, run_fixed_branch, run_full_finetune, run_linear_probe, train_config
-from benchmarks.stats import ratio
-from benchmarks.tables import TableSpec, num, pct
-from learner import MultiTaskModel, add_task
-from learner.cache import PrefixCache
-from learner.profile import run_profile
+from forkpoint.benchmarks.context import BenchContext
+from forkpoint.benchmarks.datasets import sample_task
+from forkpoint.benchmarks.methods import SampleCaches, add_task_config, affordable_candidates, run_fixed_branch, run_full_finetune, run_linear_probe, train_config
+from forkpoint.benchmarks.stats import ratio
+from forkpoint.benchmarks.tables import TableSpec, num, pct
+from forkpoint.learner import MultiTaskModel, add_task
+from forkpoint.learner.cache import PrefixCache
+from forkpoint.learner.profile import run_profile
 
 
 def _profile_run(ctx: BenchContext, sample, lo: int, hi: int, cached: bool) -> dict:

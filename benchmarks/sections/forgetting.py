@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import datetime as dt
 
-from benchmarks.context import BenchContext
-from benchmarks.datasets import sample_task
-from benchmarks.methods import affordable_candidates, run_subtuning, shared_model_accuracy
-from benchmarks.sections.accuracy import available_tasks
-from benchmarks.settings import DOMAIN_STREAM
-from benchmarks.stats import mean_std, regime_label
-from benchmarks.tables import TableSpec, num, pct
-from learner import MultiTaskModel
+from forkpoint.benchmarks.context import BenchContext
+from forkpoint.benchmarks.datasets import sample_task
+from forkpoint.benchmarks.methods import affordable_candidates, run_subtuning, shared_model_accuracy
+from forkpoint.benchmarks.sections.accuracy import available_tasks
+from forkpoint.benchmarks.settings import DOMAIN_STREAM
+from forkpoint.benchmarks.stats import mean_std, regime_label
+from forkpoint.benchmarks.tables import TableSpec, num, pct
+from forkpoint.learner import MultiTaskModel
 
 
 def _own_stream(ctx: BenchContext) -> list[dict]:
@@ -47,8 +47,8 @@ def _own_stream(ctx: BenchContext) -> list[dict]:
 def _harness(ctx: BenchContext) -> dict:
     """SubTuning and the CL baselines through the scenarios harness on the first tasks of the domain stream."""
     try:
-        from scenarios.runner import RunConfig, run_stream
-        from scenarios.streams import StreamOptions, load_stream
+        from forkpoint.scenarios.runner import RunConfig, run_stream
+        from forkpoint.scenarios.streams import StreamOptions, load_stream
     except ImportError as exc:
         return {"error": f"the scenarios harness is not importable ({exc}): Naive/EWC/LwF/Replay left out"}
     s, bb = ctx.settings, ctx.backbone

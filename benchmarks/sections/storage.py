@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from safetensors.torch import save
 
-from benchmarks.baselines import FullFinetune
-from benchmarks.context import BenchContext
-from benchmarks.stats import ratio
-from benchmarks.tables import TableSpec, num
-from learner import Branch
+from forkpoint.benchmarks.baselines import FullFinetune
+from forkpoint.benchmarks.context import BenchContext
+from forkpoint.benchmarks.stats import ratio
+from forkpoint.benchmarks.tables import TableSpec, num
+from forkpoint.learner import Branch
 
 NUM_CLASSES = 10
 

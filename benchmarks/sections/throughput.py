@@ -15,14 +15,14 @@ import contextlib
 
 import torch
 
-from benchmarks.baselines import FullFinetune
-from benchmarks.context import BenchContext
-from benchmarks.methods import affordable_candidates
-from benchmarks.stats import ratio
-from benchmarks.tables import TableSpec, num
-from benchmarks.timing import interleaved_medians
-from learner import Branch, MultiTaskModel
-from learner.train import autocast_for
+from forkpoint.benchmarks.baselines import FullFinetune
+from forkpoint.benchmarks.context import BenchContext
+from forkpoint.benchmarks.methods import affordable_candidates
+from forkpoint.benchmarks.stats import ratio
+from forkpoint.benchmarks.tables import TableSpec, num
+from forkpoint.benchmarks.timing import interleaved_medians
+from forkpoint.learner import Branch, MultiTaskModel
+from forkpoint.learner.train import autocast_for
 
 NUM_CLASSES = 10
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import context
 
-from registry.models import SQLModel
+from forkpoint.registry.models import SQLModel
 
 config = context.config
 target_metadata = SQLModel.metadata

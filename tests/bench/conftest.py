@@ -16,7 +16,7 @@ SECTIONS = ("cost", "accuracy", "throughput", "storage", "forgetting")
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory):
     """`bench --smoke` end to end (real Lite0 weights, real digits + MNIST, every section) on a tiny slice."""
-    from benchmarks.commands import bench_command
+    from forkpoint.benchmarks.commands import bench_command
 
     out = tmp_path_factory.mktemp("bench-smoke")
     result = CliRunner().invoke(bench_command, ["--smoke", "--device", "cpu", "--out", str(out)], catch_exceptions=False)

@@ -11,10 +11,10 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from benchmarks.commands import bench_command
-from benchmarks.report import BEGIN, END, publish
-from benchmarks.targets import MET, NOT_MEASURED, NOT_MET
-from learner.errors import ConfigError
+from forkpoint.benchmarks.commands import bench_command
+from forkpoint.benchmarks.report import BEGIN, END, publish
+from forkpoint.benchmarks.targets import MET, NOT_MEASURED, NOT_MET
+from forkpoint.contract.errors import ConfigError
 
 SECTIONS = ("cost", "accuracy", "throughput", "storage", "forgetting")
 
@@ -105,7 +105,7 @@ def test_bad_options_raise_config_errors(args, fragment):
 
 
 def test_module_entry_point_reports_errors_in_one_line(monkeypatch, capsys):
-    from benchmarks.__main__ import main
+    from forkpoint.benchmarks.__main__ import main
 
     monkeypatch.setattr(sys, "argv", ["python -m benchmarks", "--smoke", "--seeds", "x"])
     with pytest.raises(SystemExit) as exc:
@@ -132,8 +132,8 @@ def test_gpu_mode_uses_a_bigger_model_only_from_local_weights(tmp_path):
     import timm
     from safetensors.torch import save_file
 
-    from benchmarks.backbones import build_backbone, local_timm_weights, pick_gpu_backbone
-    from benchmarks.settings import preset
+    from forkpoint.benchmarks.backbones import build_backbone, local_timm_weights, pick_gpu_backbone
+    from forkpoint.benchmarks.settings import preset
 
     snap = tmp_path / "models--timm--resnet10t.c3_in1k" / "snapshots" / "0123"
     snap.mkdir(parents=True)
@@ -142,7 +142,7 @@ def test_gpu_mode_uses_a_bigger_model_only_from_local_weights(tmp_path):
     name, path = local_timm_weights("resnet10t", tmp_path)
     assert name == "resnet10t.c3_in1k" and path == snap / "model.safetensors"
     bb = build_backbone(name, str(path), 32)
-    from learner.backbone import module_digest
+    from forkpoint.learner.backbone import module_digest
 
     assert bb.weights_source == "file:model.safetensors" and bb.fingerprint() == module_digest(model)
     arch, weights, why = pick_gpu_backbone(tmp_path / "empty")

@@ -16,7 +16,7 @@ import pytest
 import torch
 from click.testing import CliRunner, Result
 
-from cli import main
+from forkpoint.cli import main
 
 torch.set_num_threads(1)  # two xdist workers on two cores
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from imagedata import dvc_md5
+from forkpoint.imagedata import dvc_md5
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

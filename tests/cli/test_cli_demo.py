@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from workflows.demo import MARKER, prepare_home
+from forkpoint.workflows.demo import MARKER, prepare_home
 
 
 def test_demo_adds_three_tasks_and_proves_older_ones_unchanged(cli, tmp_path):
@@ -26,7 +26,7 @@ def test_demo_adds_three_tasks_and_proves_older_ones_unchanged(cli, tmp_path):
 
     from click.testing import CliRunner
 
-    from cli import main
+    from forkpoint.cli import main
 
     listed = CliRunner().invoke(main, ["--home", str(home), "tasks", "--json"], env={"FORKPOINT_DATA": str(cli.data_root)})
     assert listed.exit_code == 0

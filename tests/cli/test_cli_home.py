@@ -8,8 +8,8 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-import cli as cli_module
-from cli import main
+from forkpoint import cli as cli_module
+from forkpoint.cli import main
 
 
 def test_init_registers_the_embedded_lite0_once(cli):
@@ -35,7 +35,7 @@ def test_init_refuses_a_second_trunk_in_the_same_home(cli, one_line_error):
 def test_init_with_a_weights_file_stores_the_trunk_and_rebuilds_it(cli, tmp_path):
     from safetensors.torch import save_file
 
-    from learner import load_backbone
+    from forkpoint.learner import load_backbone
 
     lite0 = load_backbone(resolution=32)
     weights = tmp_path / "lite0.safetensors"
@@ -128,7 +128,7 @@ def test_unknown_or_unsupported_backbones_are_refused(cli, one_line_error, arch,
 def test_thread_count_follows_the_option_or_the_idle_cores(cli, one_line_error):
     import os
 
-    from workflows.threads import pick_threads
+    from forkpoint.workflows.threads import pick_threads
 
     assert pick_threads(3) == 3
     assert 1 <= pick_threads() <= (os.cpu_count() or 1)
@@ -136,9 +136,9 @@ def test_thread_count_follows_the_option_or_the_idle_cores(cli, one_line_error):
 
 
 def test_the_light_constants_match_the_learner():
-    """workflows.home avoids importing timm for read commands, so it keeps two learner constants."""
-    from learner import backbone
-    from workflows import home
+    """workflows.home avoids importing timm for read commands, so it keeps the embedded weights name."""
+    from forkpoint.learner import backbone
+    from forkpoint.workflows import home
 
-    assert (home.DEFAULT_ARCH, home.EMBEDDED_WEIGHTS) == (backbone.DEFAULT_ARCH, backbone.EMBEDDED_WEIGHTS)
+    assert home.EMBEDDED_WEIGHTS == backbone.EMBEDDED_WEIGHTS
     assert home.DEFAULT_ARCH == cli_module.DEFAULT_BACKBONE

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from imagedata import load_dataset
-from learner.data import to_input
-from workflows import load_live_model, open_home
+from forkpoint.imagedata import load_dataset
+from forkpoint.learner.data import to_input
+from forkpoint.workflows import load_live_model, open_home
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from workflows.samples import write_samples
+from forkpoint.workflows.samples import write_samples
 
 FORKPOINT = Path(sys.executable).parent / "forkpoint"
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imagedata.prepare import prepare
-from imagedata.sources import BUILTINS, RawSource, _read_mnist
+from forkpoint.imagedata.prepare import prepare
+from forkpoint.imagedata.sources import BUILTINS, RawSource, _read_mnist
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from imagedata.commands import data_group
-from imagedata.versioning import dvc_md5
+from forkpoint.imagedata.commands import data_group
+from forkpoint.imagedata.versioning import dvc_md5
 
 
 def test_prepare_and_info(tmp_path: Path):

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from imagedata import dvc_add, dvc_md5, dvcfile_md5
-from imagedata.versioning import commit_if_matching
-from learner.errors import DataError
+from forkpoint.imagedata import dvc_add, dvc_md5, dvcfile_md5
+from forkpoint.imagedata.versioning import commit_if_matching
+from forkpoint.contract.errors import DataError
 
 DVC = str(Path(sys.executable).with_name("dvc"))
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # from DVC internals (pygtrie)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from imagedata import dvc_md5, dvcfile_md5, prepare
-from imagedata.versioning import commit_if_matching
+from forkpoint.imagedata import dvc_md5, dvcfile_md5, prepare
+from forkpoint.imagedata.versioning import commit_if_matching
 
 
 @pytest.mark.slow

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imagedata import limit_per_class, load_dataset, subset_classes
-from learner.errors import DataError
+from forkpoint.imagedata import limit_per_class, load_dataset, subset_classes
+from forkpoint.contract.errors import DataError
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import imagedata.store
-from imagedata import dvc_md5, load_dataset, prepare
-from imagedata.store import FILES, MANIFEST
-from learner.errors import DataError
+from forkpoint.imagedata import store as imagedata_store
+from forkpoint.imagedata import dvc_md5, load_dataset, prepare
+from forkpoint.imagedata.store import FILES, MANIFEST
+from forkpoint.contract.errors import DataError
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -79,7 +79,7 @@ def test_a_failed_write_leaves_nothing_half_written(tmp_path: Path, monkeypatch)
             raise OSError("disk full")
         Path(path).write_bytes(b"partial")
 
-    monkeypatch.setattr(imagedata.store, "save_array", failing_save)
+    monkeypatch.setattr(imagedata_store, "save_array", failing_save)
     with pytest.raises(OSError, match="disk full"):
         prepare(root, ["digits", "mnist"], limit_per_class=7, progress=False)
     assert _tree(root) == before  # old digits intact, no mnist, no scratch folders

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imagedata.idx import read_idx
-from imagedata.pickled import read_pickled_ndarray
-from imagedata.prepare import prepare
-from imagedata.sources import BUILTINS, FASHION_DIR_ENV, _read_animals, _read_digits
-from imagedata.splits import first_occurrences
-from learner.errors import DataError
+from forkpoint.imagedata.idx import read_idx
+from forkpoint.imagedata.pickled import read_pickled_ndarray
+from forkpoint.imagedata.prepare import prepare
+from forkpoint.imagedata.sources import BUILTINS, FASHION_DIR_ENV, _read_animals, _read_digits
+from forkpoint.imagedata.splits import first_occurrences
+from forkpoint.contract.errors import DataError
 
 
 def test_animals_read_without_pickle_has_known_duplicates():

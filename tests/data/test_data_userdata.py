@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imagedata import ImbalanceWarning, dvc_md5, load_dataset
-from learner.errors import DataError
+from forkpoint.imagedata import ImbalanceWarning, dvc_md5, load_dataset
+from forkpoint.contract.errors import DataError
 
 
 def _one_line(exc: pytest.ExceptionInfo) -> str:
@@ -51,7 +51,7 @@ def test_mixed_modes_and_sizes_are_converted_and_counted(tmp_path: Path, imgs):
     assert ds.conversions == {"16bit_to_8bit": 1, "alpha_on_white": 2, "bilevel_to_gray": 1, "cmyk_to_rgb": 1,
                               "gray_to_rgb": 12, "p_to_rgb": 1, "resized": 16}
     # 16-bit scaled (not clipped): its 8-bit copy is the original digit
-    from imagedata.convert import to_pixels
+    from forkpoint.imagedata.convert import to_pixels
     from collections import Counter
     with Image.open(root / "five/gray16.png") as im:
         assert np.array_equal(to_pixels(im, Counter()), d[3])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from learner import LabeledImages, TaskData, load_backbone
+from forkpoint.learner import LabeledImages, TaskData, load_backbone
 
 torch.set_num_threads(2)
 
@@ -23,7 +23,7 @@ TINY_FAMILIES = {
 
 def _tiny_backbone(name: str):
     """A random-init backbone (no weights loaded: tests only) at 32 px."""
-    from learner.backbone import Backbone
+    from forkpoint.learner.backbone import Backbone
     import timm
 
     model = timm.create_model(name, pretrained=False, **TINY_FAMILIES[name])

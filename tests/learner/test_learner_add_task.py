@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from learner import AddTaskConfig, Branch, LabeledImages, MultiTaskModel, SelectionConfig, TaskData, TrainConfig, add_task
-from learner.cache import PrefixCache
-from learner.data import to_input
-from learner.errors import ConfigError, DataError, ForgettingError
-from learner.invariants import FrozenGuard
-from learner.train import fit
+from forkpoint.learner import AddTaskConfig, Branch, LabeledImages, MultiTaskModel, SelectionConfig, TaskData, TrainConfig, add_task
+from forkpoint.learner.cache import PrefixCache
+from forkpoint.learner.data import to_input
+from forkpoint.contract.errors import ConfigError, DataError, ForgettingError
+from forkpoint.learner.invariants import FrozenGuard
+from forkpoint.learner.train import fit
 
 FAST = AddTaskConfig(
     profile=TrainConfig(epochs=1, patience=0),
@@ -74,7 +74,7 @@ def test_streaming_matches_cached_activations(lite0_32, digits_012):
 
 
 def test_default_profile_covers_exactly_the_affordable_units(lite0_32):
-    from learner.task import profile_candidates
+    from forkpoint.learner.task import profile_candidates
 
     units = profile_candidates(lite0_32, AddTaskConfig(selection=SelectionConfig(max_extra_cost=30.0)))
     assert units == [i for i in range(16) if lite0_32.extra_cost_pct(i) <= 30.0]
@@ -94,7 +94,7 @@ def test_prefix_cache_reuses_work_across_depths(lite0_32, digits_012):
 
 def test_training_a_shared_block_is_caught(digits_012):
     """If someone trains the trunk's own block (not a copy), the invariant check fails loudly."""
-    from learner import load_backbone
+    from forkpoint.learner import load_backbone
 
     bb = load_backbone(resolution=32)  # its own copy: this test damages the trunk on purpose
     model = MultiTaskModel(bb)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from learner.backbone import load_backbone, load_state_dict_by_order
-from learner.data import to_input
-from learner.errors import ConfigError, UnsupportedModelError
+from forkpoint.learner.backbone import load_backbone, load_state_dict_by_order
+from forkpoint.learner.data import to_input
+from forkpoint.contract.errors import ConfigError, UnsupportedModelError
 
 
 FAMILIES = ["mobilenetv3_small_050", "tf_efficientnet_lite0", "resnet10t", "vit_tiny_patch16_224", "deit_tiny_patch16_224", "convnext_atto"]

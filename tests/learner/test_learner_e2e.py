@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from learner import AddTaskConfig, MultiTaskModel, SelectionConfig, TaskData, TrainConfig, add_task, load_backbone
-from learner.data import to_input
+from forkpoint.learner import AddTaskConfig, MultiTaskModel, SelectionConfig, TaskData, TrainConfig, add_task, load_backbone
+from forkpoint.learner.data import to_input
 
 
 @pytest.mark.slow
 def test_real_backbone_two_real_tasks_no_forgetting(tmp_path_factory):
-    from imagedata import limit_per_class, load_dataset
+    from forkpoint.imagedata import limit_per_class, load_dataset
 
     root = tmp_path_factory.mktemp("data")
     mnist = TaskData.from_dataset(limit_per_class(load_dataset("mnist", root=root), 30, n_test=20, n_val=8))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from learner import Branch, MultiTaskModel
-from learner.errors import BranchMismatchError, ConfigError
+from forkpoint.learner import Branch, MultiTaskModel
+from forkpoint.contract.errors import BranchMismatchError, ConfigError
 
 
 def _perturbed(branch: Branch, seed: int) -> Branch:

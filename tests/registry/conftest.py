@@ -140,7 +140,7 @@ def home(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def reg(home: Path, db_url: str | None):
-    from registry import Registry
+    from forkpoint.registry import Registry
 
     r = Registry.open(home, db_url)
     yield r

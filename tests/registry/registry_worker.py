@@ -26,7 +26,7 @@ from pathlib import Path
 
 from conftest import branch_tensors  # this directory is sys.path[0]
 
-from registry import Registry
+from forkpoint.registry import Registry
 
 
 def _child(req: dict, job: dict, barrier: Path, parties: int, out: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 import torch
 
-from registry import BackboneMismatchError, InvalidInputError, Registry, UnknownVersionError
+from forkpoint.registry import BackboneMismatchError, InvalidInputError, Registry, UnknownVersionError
 
 
 def test_register_backbone_is_idempotent_and_stores_the_trunk(reg, sample):

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from learner.errors import ForkpointError
-from registry import (
+from forkpoint.contract.errors import ForkpointError
+from forkpoint.registry import (
     BackboneMismatchError,
     BranchSpecError,
     ClassNamesMismatchError,
@@ -148,7 +148,7 @@ def test_weights_that_disagree_with_the_spec_or_are_broken(reg, ready):
 
 def test_learner_branch_spec_dicts_are_accepted(reg, ready):
     """Contract with the learner: BranchSpec.to_dict() is what add_version receives."""
-    from learner.branch import BranchSpec
+    from forkpoint.learner.branch import BranchSpec
 
     for spec, head in ((BranchSpec(9, 12, 3, 16), (3, 16)), (BranchSpec(0, 16, 3, 16, siamese=True), (3, 32)),
                        (BranchSpec(16, 16, 3, 16), (3, 16))):
@@ -178,8 +178,8 @@ def test_unstorable_values(reg, ready, field, value, match):
 
 
 def test_unwritable_object_store_writes_no_rows(reg, ready):
-    from registry import StoreWriteError
-    from registry.codec import encode, sha256
+    from forkpoint.registry import StoreWriteError
+    from forkpoint.registry.codec import encode, sha256
 
     fanout = reg.store.root / sha256(encode(ready.tensors(0)))[:2]
     fanout.parent.mkdir(parents=True, exist_ok=True)

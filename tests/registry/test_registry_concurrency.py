@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from registry.codec import encode, sha256
+from forkpoint.registry.codec import encode, sha256
 
 PER_WORKER = 4
 

@@ -12,8 +12,8 @@ import signal
 import pytest
 import torch
 
-from registry import Registry
-from registry.crashpoints import ENV, POINTS
+from forkpoint.registry import Registry
+from forkpoint.registry.crashpoints import ENV, POINTS
 
 
 @pytest.mark.parametrize("point", POINTS)
@@ -44,6 +44,6 @@ def test_sigkill_during_add_version_leaves_a_consistent_registry(home, db_url, r
 
 
 def _digest_of(tensors) -> str:
-    from registry.codec import encode, sha256
+    from forkpoint.registry.codec import encode, sha256
 
     return sha256(encode(tensors))

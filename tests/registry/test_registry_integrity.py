@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from registry import ArtifactCorruptError, ArtifactMissingError
+from forkpoint.registry import ArtifactCorruptError, ArtifactMissingError
 
 
 def _flip_one_byte(p: Path, offset: int = -5) -> None:
@@ -80,7 +80,7 @@ def test_verify_checks_the_trunk_fingerprint(reg, ready):
 def test_verify_checks_data_md5_against_dvc(reg, ready, tmp_path):
     from dvc.repo import Repo
 
-    from imagedata import dvc_add, dvc_md5
+    from forkpoint.imagedata import dvc_add, dvc_md5
 
     repo = tmp_path / "repo"
     data = repo / "data" / "pets"

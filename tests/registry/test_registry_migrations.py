@@ -10,10 +10,10 @@ import torch
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from registry import Registry
-from registry.db import default_url, make_engine
-from registry.migrate import current_revision, head_revision, upgrade
-from registry.models import SQLModel
+from forkpoint.registry import Registry
+from forkpoint.registry.db import default_url, make_engine
+from forkpoint.registry.migrate import current_revision, head_revision, upgrade
+from forkpoint.registry.models import SQLModel
 
 
 @pytest.fixture
@@ -56,7 +56,7 @@ def test_downgrade_to_base_and_back(engine):
     upgrade(engine)
     from alembic import command
 
-    from registry.migrate import alembic_config
+    from forkpoint.registry.migrate import alembic_config
 
     cfg = alembic_config()
     with engine.begin() as conn:

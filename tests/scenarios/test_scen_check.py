@@ -7,10 +7,10 @@ import json
 import pytest
 import torch
 
-from learner.errors import ForgettingError
-from scenarios.runner import RunConfig, run_stream
-from scenarios.streams import StreamOptions, load_stream
-from scenarios.subtuning import TrainLocally
+from forkpoint.contract.errors import ForgettingError
+from forkpoint.scenarios.runner import RunConfig, run_stream
+from forkpoint.scenarios.streams import StreamOptions, load_stream
+from forkpoint.scenarios.subtuning import TrainLocally
 
 CONFIG = RunConfig(strategies=("subtuning",), resolution=32, epochs=1, candidates=(14, 16), max_blocks=1, device="cpu")
 

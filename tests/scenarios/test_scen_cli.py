@@ -6,7 +6,7 @@ import json
 
 from click.testing import CliRunner
 
-from scenarios.commands import stream_group
+from forkpoint.scenarios.commands import stream_group
 
 
 def test_stream_run_writes_a_report(tmp_path):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from imagedata import limit_per_class, load_dataset, subset_classes
-from scenarios.benchmark import build_benchmark
-from scenarios.models import PAD_LOGIT, PerTaskFullModels, SharedTrunkMultiHead, module_bytes
-from scenarios.streams import Stream, StreamOptions, StreamTask
+from forkpoint.imagedata import limit_per_class, load_dataset, subset_classes
+from forkpoint.scenarios.benchmark import build_benchmark
+from forkpoint.scenarios.models import PAD_LOGIT, PerTaskFullModels, SharedTrunkMultiHead, module_bytes
+from forkpoint.scenarios.streams import Stream, StreamOptions, StreamTask
 
 
 def _mixed_stream() -> Stream:

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from learner.errors import ConfigError
-from scenarios.recording import CRASH_ENV
-from scenarios.runner import RunConfig, run_stream
-from scenarios.runstate import RunState
-from scenarios.streams import StreamOptions, load_stream
+from forkpoint.contract.errors import ConfigError
+from forkpoint.scenarios.recording import CRASH_ENV
+from forkpoint.scenarios.runner import RunConfig, run_stream
+from forkpoint.scenarios.runstate import RunState
+from forkpoint.scenarios.streams import StreamOptions, load_stream
 
 OPTIONS = dict(per_class=10, test_per_class=10, num_tasks=2)
 CONFIG = dict(strategies=("subtuning",), resolution=32, epochs=1, candidates=(14, 16), max_blocks=1, device="cpu")
@@ -25,9 +25,9 @@ CONFIG = dict(strategies=("subtuning",), resolution=32, epochs=1, candidates=(14
 CHILD = textwrap.dedent("""
     import sys, torch
     torch.set_num_threads(1)
-    from workflows.home import open_home
-    from scenarios.runner import RunConfig, run_stream
-    from scenarios.streams import StreamOptions, load_stream
+    from forkpoint.workflows.home import open_home
+    from forkpoint.scenarios.runner import RunConfig, run_stream
+    from forkpoint.scenarios.streams import StreamOptions, load_stream
     home = open_home(sys.argv[1])
     stream = load_stream("domains", StreamOptions(**{options}))
     run_stream(stream, RunConfig(**{config}), sys.argv[2], home=home)
@@ -36,7 +36,7 @@ CHILD = textwrap.dedent("""
 
 @pytest.fixture()
 def home(tmp_path):
-    from workflows.home import init_home
+    from forkpoint.workflows.home import init_home
 
     result = init_home(tmp_path / "home", resolution=32)
     yield result.home

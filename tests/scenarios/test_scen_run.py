@@ -9,7 +9,7 @@ import json
 import pytest
 from PIL import Image
 
-from scenarios.runner import RunConfig, run_stream
+from forkpoint.scenarios.runner import RunConfig, run_stream
 
 # lr 3e-3 and 3 epochs: Naive learns MNIST well above chance, then Fashion-MNIST overwrites it.
 CONFIG = RunConfig(strategies=("subtuning", "naive", "lwf"), resolution=32, epochs=3, lr=3e-3,

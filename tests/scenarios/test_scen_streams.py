@@ -7,9 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from learner.errors import ConfigError
-from scenarios.benchmark import build_benchmark
-from scenarios.streams import FASHION_PAIRS, StreamOptions, load_stream, task_name
+from forkpoint.contract.errors import ConfigError
+from forkpoint.scenarios.benchmark import build_benchmark
+from forkpoint.scenarios.streams import FASHION_PAIRS, StreamOptions, load_stream, task_name
 
 
 def test_domain_stream_is_four_real_datasets_in_order():

@@ -1,4 +1,7 @@
-"""forkpoint's own exception types.
+"""forkpoint's own exception types: the root of every error, with its exit code.
+
+Torch-free, like the rest of :mod:`forkpoint.contract`, so every layer (registry,
+imagedata, the CLI's read commands) can import it without pulling in the learner.
 
 Every error a user can cause derives from :class:`ForkpointError`; the CLI catches
 that one type at its boundary and prints the message as a single line. Messages name
@@ -6,10 +9,16 @@ the problem and the fix.
 """
 
 
+EXIT_OK = 0
+EXIT_CHECK_FAILED = 1  # a verification found a problem (forgetting, corrupt artifact, audit)
+EXIT_USAGE = 2  # bad input: the message names the problem and the fix
+EXIT_INTERRUPTED = 130
+
+
 class ForkpointError(Exception):
     """Base of every error forkpoint raises on purpose (bad input, failed check)."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
 
 class ConfigError(ForkpointError):
@@ -31,4 +40,4 @@ class BranchMismatchError(ForkpointError):
 class ForgettingError(ForkpointError):
     """A frozen tensor (trunk or an earlier task's branch) changed: the no-forgetting invariant broke."""
 
-    exit_code = 1
+    exit_code = EXIT_CHECK_FAILED
