@@ -12,7 +12,9 @@ from pathlib import Path
 
 import torch
 
-from forkpoint.learner.branch import Branch, BranchSpec
+from forkpoint.contract.branch import BranchSpec
+from forkpoint.contract.draft import VersionDraft
+from forkpoint.learner.branch import Branch
 from forkpoint.learner.cache import DEFAULT_BUDGET_MB, PrefixCache
 from forkpoint.learner.data import TaskData, check_labels, check_task, stratified_split, to_input
 from forkpoint.contract.errors import ConfigError, DataError
@@ -81,6 +83,31 @@ class TaskReport:
 
     def metrics(self) -> dict:
         return {"val_acc": self.val_acc, "test_acc": self.test_acc, "per_class_test_acc": self.per_class_test_acc}
+
+    def draft(self, backbone_fingerprint: str, tensors: dict[str, torch.Tensor], **provenance) -> VersionDraft:
+        """The version this report describes, for ``Registry.add_version(task, draft)``.
+
+        ``provenance`` fills the fields the learner does not know (data_md5, data_path,
+        description, run_id, parent_version) and may extend ``metrics``/``config``.
+        """
+        metrics = {**self.metrics(), "timings": self.timings, "device": self.device, **provenance.pop("metrics", {})}
+        config = {**self.config, **provenance.pop("config", {})}
+        return VersionDraft(
+            backbone_fingerprint=backbone_fingerprint,
+            class_names=tuple(self.class_names),
+            spec=self.spec,
+            block_names=tuple(self.block_names),
+            tensors=tensors,
+            metrics=metrics,
+            profile=tuple(c.to_dict() for c in self.profile + self.greedy),
+            config=config,
+            split_seed=int(self.config.get("split_seed", 0)),
+            split_sizes=dict(self.split_sizes),
+            trainable_params=self.trainable_params,
+            total_params=self.total_params,
+            extra_cost_pct=self.extra_cost_pct,
+            **provenance,
+        )
 
     def to_dict(self) -> dict:
         return {
