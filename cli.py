@@ -198,24 +198,35 @@ def emit_json(obj: Any) -> None:
     click.echo(dumps(obj))
 
 
-class UnitRange(click.ParamType):
-    """``START:END`` as block indices or block names (END inclusive for --branch, exclusive for --candidates)."""
+class UnitRangeParam(click.ParamType):
+    """``START:END`` as block indices or block names, or ``probe`` (kept raw; resolved once the trunk is known)."""
 
-    name = "START:END"
+    name = "START:END|probe"
 
-    def convert(self, value: Any, param, ctx) -> tuple[str, str]:
+    def convert(self, value: Any, param, ctx) -> tuple[str, str] | str:
+        if isinstance(value, (tuple, str)) and str(value).strip().lower() in ("probe", "linear"):
+            return "probe"
         if isinstance(value, tuple):
             return value
         parts = str(value).split(":")
         if len(parts) != 2 or not all(p.strip() for p in parts):
-            self.fail(f"{value!r} is not START:END (e.g. 12:13 or blocks.5.0:blocks.5.1)", param, ctx)
+            self.fail(f"{value!r} is not START:END (e.g. 12:13 or blocks.5.0:blocks.5.1) or probe", param, ctx)
         return parts[0].strip(), parts[1].strip()
 
 
-def resolve_units(raw: tuple[str, str] | None, block_names: list[str], option: str) -> tuple[int, int] | None:
-    """Block names or indices -> indices (range checks are the learner's: it names the valid span)."""
+def resolve_units(raw: tuple[str, str] | str | None, block_names: list[str], option: str, inclusive: bool = True):
+    """The CLI's human range -> the contract's half-open UnitRange (the only place the syntax is converted).
+
+    ``--branch START:END`` is inclusive (``probe`` = head only); ``--candidates LO:HI`` is a slice (HI exclusive).
+    """
+    from forkpoint.contract.branch import UnitRange, parse_range
+
     if raw is None:
         return None
+    if raw == "probe":
+        if inclusive:
+            return UnitRange.probe(len(block_names))
+        raise click.BadParameter("'probe' is not a range of blocks to profile: give LO:HI", param_hint=option)
     out = []
     for part in raw:
         if part.lstrip("-").isdigit():
@@ -227,7 +238,7 @@ def resolve_units(raw: tuple[str, str] | None, block_names: list[str], option: s
                 f"{part!r} is neither a block index nor a block name ({block_names[0]} .. {block_names[-1]}); see `forkpoint info`",
                 param_hint=option,
             )
-    return out[0], out[1]
+    return parse_range(f"{out[0]}:{out[1]}", len(block_names), inclusive=inclusive, what=option)
 
 
 def setup_logging(verbose: int) -> None:
@@ -332,15 +343,23 @@ def info(state: State, as_json: bool) -> None:
 @click.option("--budget-blocks", type=click.IntRange(min=1), default=3, show_default=True, help="Most consecutive blocks the branch may tune.")
 @click.option("--max-extra-cost", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
               help="Most extra inference cost, in % of one trunk pass.")
-@click.option("--eps", type=click.FloatRange(min=0), default=0.01, show_default=True, help="Greedy growth needs this much more validation accuracy.")
-@click.option("--branch", type=UnitRange(), help="Fix the branch to blocks START:END (inclusive; indices or names) and skip profiling.")
-@click.option("--candidates", type=UnitRange(), help="Profile only blocks LO:HI (HI exclusive). Default: all blocks.")
+@click.option("--eps", type=click.FloatRange(min=0), default=0.005, show_default=True,
+              help="A wider branch (or any branch over the linear probe) must win on validation by more than this and than one standard error.")
+@click.option("--branch", type=UnitRangeParam(),
+              help="Fix the branch to blocks START:END (inclusive; indices or names), or 'probe' for a head-only linear probe; skips profiling.")
+@click.option("--candidates", type=UnitRangeParam(), help="Profile only blocks LO:HI (HI exclusive). Default: the blocks within --max-extra-cost.")
+@click.option("--test-fraction", type=click.FloatRange(0, 0.9, max_open=True), default=0.0, show_default=True,
+              help="For a folder/CSV without its own test split: hold out this share of each class for testing (default: none, every image trains or validates).")
 @click.option("--siamese", is_flag=True, help="Head sees the branch's and the frozen trunk's features (Siamese SubTuning).")
-@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True, help="Training epochs for the chosen branch.")
-@click.option("--profile-epochs", type=click.IntRange(min=1), default=3, show_default=True, help="Epochs per profiled candidate.")
-@click.option("--patience", type=click.IntRange(min=0), default=3, show_default=True, help="Early-stopping patience (0: off).")
+@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Training epochs for the chosen branch (at least --min-steps optimizer steps are taken).")
+@click.option("--profile-epochs", type=click.IntRange(min=1), default=3, show_default=True, help="Epochs per profiled candidate (at least 100 steps).")
+@click.option("--min-steps", type=click.IntRange(min=0), default=150, show_default=True,
+              help="Fewest optimizer steps for the chosen branch, so few epochs on few images still converge.")
+@click.option("--patience", type=click.IntRange(min=0), default=4, show_default=True, help="Early-stopping patience in validation passes (0: off).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True, help="Learning rate of the tuned blocks (head: 3x).")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True,
+              help="Learning rate of the tuned blocks and of the head (which starts from the fitted linear probe).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the validation split, the per-class limit and training.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--description", default="", help="Free text stored with the version.")
@@ -349,11 +368,11 @@ def info(state: State, as_json: bool) -> None:
 @pass_state
 def add_task_cmd(state: State, name: str, source: str, data_root: Path, limit_per_class: int | None,
                  val_limit_per_class: int | None, budget_blocks: int,
-                 max_extra_cost: float, eps: float, branch, candidates, siamese: bool, epochs: int, profile_epochs: int,
-                 patience: int, batch_size: int, lr: float, seed: int, device: str, description: str, staged: bool,
-                 as_json: bool) -> None:
+                 max_extra_cost: float, eps: float, branch, candidates, test_fraction: float, siamese: bool, epochs: int,
+                 profile_epochs: int, min_steps: int, patience: int, batch_size: int, lr: float, seed: int, device: str,
+                 description: str, staged: bool, as_json: bool) -> None:
     """Profile, select, SubTune and register task NAME (a new version if NAME exists)."""
-    from forkpoint.learner import AddTaskConfig, SelectionConfig, TrainConfig
+    from forkpoint.learner import add_task_config
     from forkpoint.registry.validate import task_name
     from forkpoint.workflows.datasets import load_task_data
     from forkpoint.workflows.progress import PhaseProgress
@@ -364,16 +383,15 @@ def add_task_cmd(state: State, name: str, source: str, data_root: Path, limit_pe
     state.compute()
     with state.open() as home:
         blocks = list(home.record.block_names)
-        cfg = AddTaskConfig(
-            profile=TrainConfig(epochs=profile_epochs, patience=0, batch_size=batch_size, lr=lr, head_lr=3 * lr, seed=seed),
-            train=TrainConfig(epochs=epochs, patience=patience, batch_size=batch_size, lr=lr, head_lr=3 * lr, seed=seed),
-            selection=SelectionConfig(eps=eps, max_blocks=budget_blocks, max_extra_cost=max_extra_cost),
-            candidates=resolve_units(candidates, blocks, "--candidates"),
+        cfg = add_task_config(
+            epochs=epochs, profile_epochs=profile_epochs, patience=patience, batch_size=batch_size, lr=lr,
+            min_steps=min_steps, eps=eps, budget_blocks=budget_blocks, max_extra_cost=max_extra_cost, seed=seed,
+            candidates=resolve_units(candidates, blocks, "--candidates", inclusive=False),
             branch=resolve_units(branch, blocks, "--branch"),
-            siamese=siamese, split_seed=seed, device=device,
+            siamese=siamese, device=device,
         )
         data = load_task_data(source, data_root, limit_per_class, seed, resolution=home.record.resolution,
-                              val_limit=val_limit_per_class)
+                              val_limit=val_limit_per_class, test_fraction=test_fraction)
         previous = check_new_version_fits(home, name, data.class_names)
         state.note(f"{name}: {data.dataset.name}, {len(data.class_names)} classes, "
                    + ", ".join(f"{k} {v}" for k, v in data.sizes.items())
@@ -594,19 +612,20 @@ def audit(state: State, no_data: bool, as_json: bool) -> None:
 
 @main.command()
 @click.option("--min-age", type=click.FloatRange(min=0), default=None, help="Only files older than this many seconds (default: 15 minutes).")
+@click.option("--dry-run", is_flag=True, help="List what would be deleted; delete nothing (the audit log records the dry run).")
 @json_option
 @pass_state
-def gc(state: State, min_age: float | None, as_json: bool) -> None:
+def gc(state: State, min_age: float | None, dry_run: bool, as_json: bool) -> None:
     """Delete weight files no version or trunk uses (rows are never deleted)."""
     from forkpoint.registry import GC_GRACE_S
 
     with state.open() as home:
-        deleted = home.registry.gc(GC_GRACE_S if min_age is None else min_age)
-        rel = [str(p.relative_to(home.path)) if p.is_relative_to(home.path) else str(p) for p in deleted]
+        keys = home.registry.gc(GC_GRACE_S if min_age is None else min_age, dry_run=dry_run)  # store keys, relative to the home
     if as_json:
-        emit_json({"deleted": rel})
+        emit_json({"deleted": [] if dry_run else keys, "would_delete": keys if dry_run else [], "dry_run": dry_run})
         return
-    state.console.print(f"gc: deleted {len(rel)} unreferenced file(s)" + "".join(f"\n  {p}" for p in rel), highlight=False)
+    verb = "would delete" if dry_run else "deleted"
+    state.console.print(f"gc: {verb} {len(keys)} unreferenced file(s)" + "".join(f"\n  {k}" for k in keys), highlight=False)
 
 
 # ---- demo and samples ---------------------------------------------------------------------------------------
@@ -621,7 +640,7 @@ def gc(state: State, min_age: float | None, as_json: bool) -> None:
 @click.option("--resolution", type=click.IntRange(16, 1024), default=64, show_default=True)
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Training epochs per task (default 6).")
 @click.option("--profile-epochs", type=click.IntRange(min=1), default=None, help="Epochs per profiled block (default 2).")
-@click.option("--candidates", type=UnitRange(), help="Profile only blocks LO:HI (HI exclusive; quick runs). Default: all blocks.")
+@click.option("--candidates", type=UnitRangeParam(), help="Profile only blocks LO:HI (HI exclusive; quick runs). Default: all blocks.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @pass_state
 def demo(state: State, demo_home: Path, data_root: Path, limit_per_class: int | None, resolution: int,
@@ -633,7 +652,7 @@ def demo(state: State, demo_home: Path, data_root: Path, limit_per_class: int | 
     state.compute()
     blocks = load_backbone().block_names if candidates else []
     settings = DemoSettings.default(limit_per_class, resolution, epochs, profile_epochs, device,
-                                    resolve_units(candidates, blocks, "--candidates"))
+                                    resolve_units(candidates, blocks, "--candidates", inclusive=False))
     run_demo(demo_home, data_root, settings, state.console, show_progress=not state.quiet)
 
 

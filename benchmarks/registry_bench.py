@@ -22,6 +22,7 @@ from pathlib import Path
 import timm
 import torch
 
+from forkpoint.contract import BranchSpec, VersionDraft
 from forkpoint.registry import Registry
 from forkpoint.registry.codec import encode
 
@@ -61,8 +62,7 @@ def main() -> None:
     model = timm.create_model("tf_efficientnet_lite0", pretrained=False).eval()
     blocks = [f"blocks.{s}.{i}" for s, st in enumerate(model.blocks) for i in range(len(st))]
     classes = [f"c{i}" for i in range(10)]
-    spec = {"start": 9, "stop": 11, "end": 10, "block_names": blocks[9:11], "siamese": False, "num_classes": 10,
-            "feature_dim": model.num_features, "head_shape": [10, model.num_features]}
+    spec = BranchSpec(9, 11, num_classes=10, feature_dim=model.num_features)  # blocks.4.1 + blocks.4.2
     full_params = sum(t.numel() for t in model.state_dict().values())
     full_bytes = len(encode(model.state_dict()))
     fp = hashlib.sha256(b"bench-trunk").hexdigest()
@@ -70,19 +70,20 @@ def main() -> None:
     reg = Registry.open(home, args.db)
     reg.register_backbone("tf_efficientnet_lite0", "timm:random-init", fp, blocks, 224, [0.5] * 3, [0.5] * 3)
     db0, obj0 = db_bytes(reg), dir_bytes(reg.store.root)
-    profile = [{"start": s, "end": s + 1, "val_acc": 0.5 + s / 40, "seconds": 3.2} for s in range(15)]
+    profile = [{"start": s, "stop": s + 1, "val_acc": 0.5 + s / 40, "seconds": 3.2} for s in range(15)]
     add_s = []
     for k in range(args.n):
         tensors = branch_tensors(model, k)
         t0 = time.perf_counter()
-        reg.add_version(
-            f"task-{k:02d}", backbone_fingerprint=fp, class_names=classes, tensors=tensors, branch=spec,
-            metrics={"val_acc": 0.9, "test_acc": 0.89, "per_class": {c: 0.9 for c in classes}}, profile=profile,
+        draft = VersionDraft(
+            backbone_fingerprint=fp, class_names=tuple(classes), spec=spec, block_names=tuple(blocks), tensors=tensors,
+            metrics={"val_acc": 0.9, "test_acc": 0.89, "per_class": {c: 0.9 for c in classes}}, profile=tuple(profile),
             config={"lr": 0.01, "epochs": 10, "batch_size": 64, "optimizer": "adamw"},
             data_md5="0123456789abcdef0123456789abcdef.dir", data_path=f"data/task-{k:02d}", split_seed=k,
             split_sizes={"train": 4000, "val": 500, "test": 500}, trainable_params=sum(t.numel() for t in tensors.values()),
             total_params=full_params, extra_cost_pct=30.0,
         )
+        reg.add_version(f"task-{k:02d}", draft)
         add_s.append(time.perf_counter() - t0)
     branch_params = sum(t.numel() for t in branch_tensors(model, 0).values())
 

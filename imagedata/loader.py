@@ -9,18 +9,21 @@ from forkpoint.imagedata.convert import resize_all
 from forkpoint.imagedata.sources import BUILTINS
 from forkpoint.imagedata.store import MANIFEST, read_prepared
 from forkpoint.imagedata.types import ImageDataset, Split
-from forkpoint.imagedata.userdata import list_csv, list_image_folder, load_items
+from forkpoint.imagedata.userdata import has_split_folders, list_csv, list_image_folder, list_split_folders, load_items
 from forkpoint.imagedata.versioning import dvc_md5
 from forkpoint.contract.errors import DataError
 
 
-def load_dataset(name_or_path: str | Path, root: Path = Path("data"), size: int | None = None) -> ImageDataset:
+def load_dataset(name_or_path: str | Path, root: Path = Path("data"), size: int | None = None,
+                 test_fraction: float = 0.0) -> ImageDataset:
     """Load a dataset with fixed train/val/test splits and its DVC md5.
 
     A ``str`` naming a built-in ("mnist", "fashion", "animals", "digits") loads
     ``root/<name>/``, preparing it first if needed. Anything else is a path: a prepared
     folder (has manifest.json), an ImageFolder directory, or a ``.csv`` of path,label.
     ``size`` resizes to size x size; for user data with mixed sizes it defaults to 64.
+    User data keeps the splits it gives (train/val/test subfolders, a CSV split column);
+    otherwise validation is carved from it, and test only with ``test_fraction`` > 0.
     """
     if isinstance(name_or_path, str) and name_or_path in BUILTINS:
         folder = Path(root) / name_or_path
@@ -33,12 +36,12 @@ def load_dataset(name_or_path: str | Path, root: Path = Path("data"), size: int 
     if path.is_dir():
         if (path / MANIFEST).is_file():
             return load_prepared(path, size)
-        items, classes = list_image_folder(path)
-        ds = load_items(items, classes, path.resolve().name, size)
+        items, classes = list_split_folders(path) if has_split_folders(path) else list_image_folder(path)
+        ds = load_items(items, classes, path.resolve().name, size, test_fraction)
         return dataclasses.replace(ds, path=path, md5=dvc_md5(path))
     if path.is_file() and path.suffix.lower() == ".csv":
         items, classes = list_csv(path)
-        ds = load_items(items, classes, path.stem, size)
+        ds = load_items(items, classes, path.stem, size, test_fraction)
         return dataclasses.replace(ds, path=path, md5=dvc_md5(path.parent))
     if not path.exists():
         hint = f"a built-in name ({', '.join(BUILTINS)}), " if isinstance(name_or_path, str) else ""

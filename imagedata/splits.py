@@ -27,7 +27,10 @@ def _counts(n: int, fractions: dict[str, float]) -> tuple[int, int]:
     """(n_val, n_test) for a class of n images: rounded shares, each >= 1 when n >= 3."""
     n_val, n_test = round(n * fractions["val"]), round(n * fractions["test"])
     if n >= 3:
-        n_val, n_test = max(n_val, 1), max(n_test, 1)
+        n_val = max(n_val, 1)
+        n_test = max(n_test, 1) if fractions["test"] > 0 else 0
+    elif n == 2 and fractions["test"] == 0:
+        n_val = max(n_val, 1)  # one to train, one to validate
     return n_val, n_test
 
 

@@ -12,7 +12,7 @@ _EXPORTS = {
     "LabeledImages": "forkpoint.learner.data", "TaskData": "forkpoint.learner.data",
     "MultiTaskModel": "forkpoint.learner.multitask",
     "SelectionConfig": "forkpoint.learner.select",
-    "AddTaskConfig": "forkpoint.learner.task", "TaskReport": "forkpoint.learner.task", "add_task": "forkpoint.learner.task",
+    "AddTaskConfig": "forkpoint.learner.config", "add_task_config": "forkpoint.learner.config", "TaskReport": "forkpoint.learner.task", "add_task": "forkpoint.learner.task",
     "TrainConfig": "forkpoint.learner.train",
 }
 __all__ = sorted(_EXPORTS)

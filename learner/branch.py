@@ -77,8 +77,26 @@ class Branch(nn.Module):
         return branch.to(next(backbone.parameters()).device)
 
     def train(self, mode: bool = True) -> "Branch":
-        """Tuned copies keep the trunk's BatchNorm statistics and no dropout: always eval mode."""
+        """No dropout or stochastic depth in a branch: always eval mode (see :meth:`adapt_batchnorm`)."""
         return super().train(False)
+
+    def adapt_batchnorm(self, on: bool) -> None:
+        """Let the private BatchNorm copies use batch statistics and update their running ones.
+
+        Only this branch's copies move; the trunk and other tasks never see them. Everything
+        else (dropout, drop-path) stays in eval mode.
+        """
+        for m in self.blocks.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.train(on)
+
+    @torch.no_grad()
+    def init_head(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
+        """Start from a fitted probe (LP-FT); a Siamese head gets it on the branch half, zeros on the trunk half."""
+        w = torch.zeros_like(self.head.weight)
+        w[:, :weight.shape[1]] = weight.to(w)
+        self.head.weight.copy_(w)
+        self.head.bias.copy_(bias.to(self.head.bias))
 
     def freeze(self) -> "Branch":
         """A shipped branch is frozen exactly like the trunk."""

@@ -82,15 +82,21 @@ class PrefixCache:
             return None
         return self._advance(depth)
 
-    def batches(self, depth: int, order: torch.Tensor, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """(indices, activations at ``depth``) in ``order``, from the cache or streamed."""
+    def batches(
+        self, depth: int, order: torch.Tensor, batch_size: int, channels_last: bool = False
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """(indices, activations at ``depth``) in ``order``, from the cache or streamed.
+
+        ``channels_last`` hands 4-D activations over in NHWC memory order (same values),
+        which the CPU's convolution kernels train ~2x faster on.
+        """
         cached = self.at(depth)
         for i in range(0, len(order), batch_size):
             idx = order[i:i + batch_size]
-            if cached is not None:
-                yield idx, cached[idx.to(cached.device)]
-            else:
-                yield idx, self._compute(self.inputs[idx].to(self.device), depth)
+            h = cached[idx.to(cached.device)] if cached is not None else self._compute(self.inputs[idx].to(self.device), depth)
+            if channels_last and h.ndim == 4:
+                h = h.contiguous(memory_format=torch.channels_last)
+            yield idx, h
 
     @torch.no_grad()
     def trunk_features(self) -> torch.Tensor:

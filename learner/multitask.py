@@ -56,9 +56,35 @@ class MultiTaskModel(nn.Module):
             raise ConfigError(f"unknown task '{unknown[0]}': known tasks are {', '.join(self.branches) or 'none'}")
         return names
 
+    # -- cost model: what `forward` runs, in % of one trunk pass's FLOPs ---------------
+    def total_cost_pct(self, tasks=None) -> float:
+        """FLOPs of one shared pass over ``tasks`` (default: all), in % of one trunk pass.
+
+        Mirrors :meth:`forward` unit by unit: the stem runs once; the trunk's own rows run
+        up to the deepest fork and are dropped there, unless a head-only or Siamese task
+        needs the trunk's features, which keeps them to the end (tail included); each task
+        with tuned units runs every unit from its fork on, and the tail, on its own rows.
+        So one task costs exactly 100%, and N forking tasks cost the sum of their suffixes
+        minus the deepest fork's suffix, plus 100%. Linear heads are left out (negligible).
+        """
+        specs = [self.branches[t].spec for t in self._select(tasks)]
+        suffix = self.backbone.extra_cost_pct  # % of a pass from unit `start` through the tail
+        if any(s.siamese or s.is_probe for s in specs):
+            trunk = 100.0  # the trunk's rows run to the end: a whole pass
+        else:
+            trunk = 100.0 - suffix(max((s.start for s in specs), default=0))  # stem + units before the deepest fork
+        return trunk + sum(suffix(s.start) for s in specs if not s.is_probe)
+
+    def marginal_cost_pct(self, task: str, tasks=None) -> float:
+        """What ``task`` adds to one shared pass over ``tasks`` (default: all): total with it minus total without it."""
+        names = self._select(tasks)
+        self._select([task])
+        others = [t for t in names if t != task]
+        return self.total_cost_pct(others + [task]) - self.total_cost_pct(others)
+
     def extra_cost_pct(self, tasks=None) -> float:
-        """FLOPs of serving ``tasks`` beyond one trunk pass, in % of one pass."""
-        return sum(self.backbone.extra_cost_pct(self.branches[t].spec.start) for t in self._select(tasks))
+        """FLOPs of one shared pass over ``tasks`` beyond one trunk pass, in % of one pass (0 without tasks)."""
+        return self.total_cost_pct(tasks) - 100.0 if self._select(tasks) else 0.0
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor, tasks=None) -> dict[str, torch.Tensor]:

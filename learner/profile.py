@@ -7,7 +7,7 @@ starts from its best entry. Results render as a table and a PNG.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -17,6 +17,7 @@ from forkpoint.learner.backbone import Backbone
 from forkpoint.learner.branch import Branch
 from forkpoint.learner.cache import PrefixCache
 from forkpoint.learner.figures import save_figure
+from forkpoint.learner.probe import ProbeFit
 from forkpoint.learner.train import TrainConfig, fit
 
 
@@ -32,7 +33,10 @@ class Candidate:
     val_acc: float
     seconds: float
     epochs: int
-    stage: str = "profile"  # profile | greedy | fixed
+    stage: str = "profile"  # profile | greedy | probe | final
+    val_loss: float = float("nan")
+    # per validation image: right or wrong (paired comparisons between candidates); not stored
+    val_correct: torch.Tensor | None = field(default=None, repr=False, compare=False)
 
     @property
     def label(self) -> str:
@@ -40,10 +44,24 @@ class Candidate:
             return "linear probe"
         return self.names[0] if len(self.names) == 1 else f"{self.names[0]}..{self.names[-1]}"
 
+    @property
+    def is_probe(self) -> bool:
+        return self.start == self.stop
+
     def to_dict(self) -> dict:
         d = asdict(self)
+        d.pop("val_correct")
+        if d["val_loss"] != d["val_loss"]:  # NaN is not JSON
+            d["val_loss"] = None
         d["label"] = self.label
         return d
+
+
+def probe_candidate(backbone: Backbone, probe: ProbeFit, seconds: float) -> Candidate:
+    """The empty branch (head only, no extra cost) as a selection candidate."""
+    n = backbone.num_blocks
+    params = probe.weight.numel() + probe.bias.numel()
+    return Candidate(n, n, [], params, 0.0, probe.val_acc, seconds, 0, "probe", probe.val_loss, probe.val_correct)
 
 
 def score_range(
@@ -55,21 +73,25 @@ def score_range(
     cfg: TrainConfig,
     siamese: bool,
     stage: str,
+    head_init: ProbeFit | None = None,
 ) -> Candidate:
-    """Train a fresh branch on units start..stop-1 with ``cfg`` and return its validation score.
+    """Train a fresh branch on units ``[start, stop)`` with ``cfg`` and return its validation score.
 
-    A profile is a short schedule scored once, at its last epoch: scoring every epoch would
-    double the cost of the profile for little information.
+    The head starts from the probe when one is given (LP-FT). A profile is a short schedule
+    scored once, at its end: scoring every epoch would double the profile's cost.
     """
     train, y_train, val, y_val = caches
     cfg = replace(cfg, keep_best_epoch=False, patience=0)
     branch = Branch.new(backbone, start, stop, num_classes, siamese, seed=cfg.seed)
+    if head_init is not None:
+        branch.init_head(head_init.weight, head_init.bias)
     t0 = time.perf_counter()
     res = fit(backbone, branch, train, y_train, val, y_val, cfg)
     trainable = sum(p.numel() for p in branch.parameters())
     return Candidate(
         start, stop, backbone.block_names[start:stop], trainable,
         round(backbone.extra_cost_pct(start), 3), res.val_acc, time.perf_counter() - t0, res.epochs_run, stage,
+        res.val_loss, res.val_correct,
     )
 
 
@@ -81,11 +103,12 @@ def run_profile(
     cfg: TrainConfig,
     siamese: bool = False,
     on_candidate: Callable[[Candidate], None] | None = None,
+    head_init: ProbeFit | None = None,
 ) -> list[Candidate]:
     """Score every candidate unit alone, shallow to deep so the prefix cache only moves forward."""
     out = []
     for i in sorted(candidates):
-        cand = score_range(backbone, i, i + 1, caches, num_classes, cfg, siamese, "profile")
+        cand = score_range(backbone, i, i + 1, caches, num_classes, cfg, siamese, "profile", head_init)
         out.append(cand)
         if on_candidate is not None:
             on_candidate(cand)
@@ -120,6 +143,12 @@ def plot_profile(cands: Sequence[Candidate], path: Path, title: str, chosen: tup
     ax.set_ylabel("val accuracy (%), block tuned alone")
     lo = min((100 * c.val_acc for c in prof), default=0)
     ax.set_ylim(max(0, lo - 10), 100)
+    probe = next((c for c in cands if c.stage == "probe"), None)
+    if probe is not None:
+        ax.axhline(100 * probe.val_acc, color="tab:gray", linestyle="--", label=f"linear probe {100 * probe.val_acc:.1f}%")
+        ax.legend(loc="lower left", fontsize=8)
+        lo = min(lo, 100 * probe.val_acc)
+        ax.set_ylim(max(0, lo - 10), 100)
     ax2 = ax.twinx()
     ax2.plot(xs, [c.extra_cost_pct for c in prof], color="tab:red", marker=".")
     ax2.set_ylabel("extra inference cost (% of one pass)", color="tab:red")

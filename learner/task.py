@@ -7,7 +7,7 @@ failure at any step leaves it exactly as it was.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -15,44 +15,18 @@ import torch
 from forkpoint.contract.branch import BranchSpec
 from forkpoint.contract.draft import VersionDraft
 from forkpoint.learner.branch import Branch
-from forkpoint.learner.cache import DEFAULT_BUDGET_MB, PrefixCache
-from forkpoint.learner.data import TaskData, check_labels, check_task, stratified_split, to_input
+from forkpoint.contract.branch import UnitRange
 from forkpoint.contract.errors import ConfigError, DataError
+from forkpoint.contract.names import check_task_name
+from forkpoint.learner.cache import PrefixCache
+from forkpoint.learner.config import AddTaskConfig
+from forkpoint.learner.data import TaskData, check_labels, check_task, stratified_split, to_input
 from forkpoint.learner.invariants import FrozenGuard
-from forkpoint.learner.multitask import MultiTaskModel, check_task_name
-from forkpoint.learner.profile import Candidate, plot_profile, run_profile, score_range
-from forkpoint.learner.select import SelectionConfig, greedy_select
-from forkpoint.learner.train import TrainConfig, accuracy, fit, predict, resolve_device
-
-
-@dataclass(frozen=True)
-class AddTaskConfig:
-    """Everything that decides how a task is added (recorded with each task version)."""
-
-    profile: TrainConfig = TrainConfig(epochs=3, patience=0, keep_best_epoch=False)  # short schedule, scored at its end
-    train: TrainConfig = TrainConfig(epochs=10, patience=3)
-    selection: SelectionConfig = SelectionConfig()
-    candidates: tuple[int, int] | None = None  # unit range [start, stop) to profile; None = units within the cost budget
-    branch: tuple[int, int] | None = None  # fixed (start, end) inclusive; skips profile and selection
-    siamese: bool = False
-    val_fraction: float = 0.15
-    split_seed: int = 0
-    device: str = "auto"
-    cache: bool = True
-    cache_budget_mb: float = DEFAULT_BUDGET_MB
-
-    def __post_init__(self) -> None:
-        if not (0.0 < self.val_fraction < 0.9):
-            raise ConfigError(f"validation fraction {self.val_fraction} must be in (0, 0.9)")
-
-    def with_epochs(self, epochs: int) -> "AddTaskConfig":
-        return replace(self, train=replace(self.train, epochs=epochs))
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["candidates"] = list(self.candidates) if self.candidates else None
-        d["branch"] = list(self.branch) if self.branch else None
-        return d
+from forkpoint.learner.multitask import MultiTaskModel
+from forkpoint.learner.probe import ProbeFit, fit_probe
+from forkpoint.learner.profile import Candidate, plot_profile, probe_candidate, run_profile, score_range
+from forkpoint.learner.select import beats, greedy_select
+from forkpoint.learner.train import accuracy, fit, num_evals, predict, resolve_device
 
 
 @dataclass
@@ -77,6 +51,7 @@ class TaskReport:
     config: dict
     fingerprints: dict[str, str] = field(default_factory=dict)
     plot: str | None = None
+    notes: list[str] = field(default_factory=list)  # decisions a user should know about (e.g. probe fallback)
 
     def branch_dict(self) -> dict:
         return self.spec.to_dict(self.block_names)
@@ -90,7 +65,8 @@ class TaskReport:
         ``provenance`` fills the fields the learner does not know (data_md5, data_path,
         description, run_id, parent_version) and may extend ``metrics``/``config``.
         """
-        metrics = {**self.metrics(), "timings": self.timings, "device": self.device, **provenance.pop("metrics", {})}
+        metrics = {**self.metrics(), "timings": self.timings, "device": self.device, "notes": self.notes,
+                   **provenance.pop("metrics", {})}
         config = {**self.config, **provenance.pop("config", {})}
         return VersionDraft(
             backbone_fingerprint=backbone_fingerprint,
@@ -124,6 +100,7 @@ class TaskReport:
             "device": self.device,
             "config": self.config,
             "plot": self.plot,
+            "notes": self.notes,
         }
 
 
@@ -174,16 +151,23 @@ def profile_candidates(bb, cfg: AddTaskConfig) -> list[int]:
     """
     n_units = bb.num_blocks
     if cfg.candidates is not None:
-        lo, hi = cfg.candidates
-        if not (0 <= lo < hi <= n_units):
-            raise ConfigError(f"candidate range {lo}:{hi} is outside 0..{n_units} for {bb.arch}: use LO:HI with 0 <= LO < HI <= {n_units}")
-        return list(range(lo, hi))
+        rng = cfg.candidates.check(n_units, "--candidates")
+        if rng.is_probe:
+            return []
+        return list(range(rng.start, rng.stop))
     units = [i for i in range(n_units) if bb.extra_cost_pct(i) <= cfg.selection.max_extra_cost]
     if not units:
         raise ConfigError(
             f"no block fits the extra-cost budget of {cfg.selection.max_extra_cost:g}% (cheapest is {bb.extra_cost_pct(n_units - 1):.1f}%): raise --max-extra-cost"
         )
     return units
+
+
+def _fit_probe(bb, caches, num_classes: int) -> tuple[ProbeFit, float]:
+    train, y_train, val, y_val = caches
+    t0 = time.perf_counter()
+    probe = fit_probe(train.trunk_features(), y_train, val.trunk_features(), y_val, num_classes)
+    return probe, time.perf_counter() - t0
 
 
 def add_task(
@@ -194,17 +178,20 @@ def add_task(
     progress=None,
     plot_dir: Path | None = None,
 ) -> TaskReport:
-    """Profile, select and SubTune a new branch for ``name``; attach it only if nothing frozen moved."""
+    """Profile, select and SubTune a new branch for ``name``; attach it only if nothing frozen moved.
+
+    The recipe: fit the linear probe on the frozen trunk's features (seconds); profile
+    each affordable unit with its head starting from that probe (LP-FT); grow the best
+    unit greedily; train the chosen branch from the probe head; serve it only if it beats
+    the probe on validation by more than noise (the probe costs nothing extra).
+    """
     check_task_name(name)
     if name in model.branches:
         raise ConfigError(f"task '{name}' already exists in this model: pick another name")
     check_task(data)
     bb = model.backbone
     n_units = bb.num_blocks
-    if cfg.branch is not None:
-        start, end = cfg.branch
-        if not (0 <= start <= end < n_units):
-            raise ConfigError(f"branch {start}:{end} is outside 0..{n_units - 1} for {bb.arch}: use START:END with 0 <= START <= END < {n_units}")
+    fixed = cfg.branch.check(n_units) if cfg.branch is not None else None
     device = resolve_device(cfg.device)
     phases = _Phases(progress, name)
     guard = FrozenGuard(model)
@@ -216,37 +203,69 @@ def add_task(
     if len(y_val) < num_classes:
         raise DataError(f"only {len(y_val)} validation images for {num_classes} classes: add images (>= 2 per class)")
     model.to(device)
+    notes: list[str] = []
     try:
         caches = (
             PrefixCache(bb, x_train, device, cfg.cache_budget_mb, cfg.cache), y_train,
             PrefixCache(bb, x_val, device, cfg.cache_budget_mb, cfg.cache), y_val,
         )
+        need_probe = cfg.lp_init or cfg.probe_candidate or (fixed is not None and fixed.is_probe)
+        probe, t_probe = _fit_probe(bb, caches, num_classes) if need_probe else (None, 0.0)
+        probe_cand = probe_candidate(bb, probe, t_probe) if probe is not None else None
+        head_init = probe if cfg.lp_init else None
         profile: list[Candidate] = []
         greedy: list[Candidate] = []
         t0 = time.perf_counter()
-        if cfg.branch is None:
+        if fixed is None:
             units = profile_candidates(bb, cfg)
             phases.start("profile", len(units))
-            profile = run_profile(bb, units, caches, num_classes, cfg.profile, cfg.siamese, lambda c: phases.advance())
+            profile = run_profile(bb, units, caches, num_classes, cfg.profile, cfg.siamese, lambda c: phases.advance(), head_init)
             t_profile = time.perf_counter() - t0
             phases.start("select", 2 * (cfg.selection.max_blocks - 1))
 
             def score(a: int, b: int) -> Candidate:
                 phases.advance()
-                return score_range(bb, a, b, caches, num_classes, cfg.profile, cfg.siamese, "greedy")
+                return score_range(bb, a, b, caches, num_classes, cfg.profile, cfg.siamese, "greedy", head_init)
 
-            chosen, greedy = greedy_select(profile, score, bb.extra_cost_pct, n_units, cfg.selection)
+            # The probe competes with the *trained* branch below, not with short profile runs:
+            # a profile run from the probe's head is still in its transient and scores under it.
+            if profile:
+                chosen, greedy = greedy_select(profile, score, bb.extra_cost_pct, n_units, cfg.selection)
+            elif probe_cand is not None and cfg.probe_candidate:
+                chosen = probe_cand
+            else:
+                raise ConfigError("nothing to profile and the probe is not a candidate: widen --candidates")
             start, stop = chosen.start, chosen.stop
             t_select = time.perf_counter() - t0 - t_profile
         else:
-            start, stop = cfg.branch[0], cfg.branch[1] + 1
+            start, stop = fixed.start, fixed.stop
             t_profile = t_select = 0.0
 
-        phases.start(f"train {bb.block_names[start]}..{bb.block_names[stop - 1]}", cfg.train.epochs)
         t1 = time.perf_counter()
         branch = Branch.new(bb, start, stop, num_classes, cfg.siamese, seed=cfg.train.seed)
-        result = fit(bb, branch, *caches, cfg.train, on_epoch=lambda e, a: phases.advance())
-        phases.done()
+        if probe is not None and (cfg.lp_init or start == stop):
+            branch.init_head(probe.weight, probe.bias)
+        if start == stop and probe is not None and not cfg.siamese:
+            # the probe is the converged head: nothing left to train
+            val_acc = probe.val_acc
+            phases.start("probe", 1)
+            phases.done()
+        else:
+            phases.start(f"train {UnitRange(start, stop).label(bb.block_names)}", num_evals(cfg.train, len(y_train)))
+            result = fit(bb, branch, *caches, cfg.train, on_epoch=lambda e, a: phases.advance())
+            phases.done()
+            val_acc = result.val_acc
+            if fixed is None and probe_cand is not None and cfg.probe_candidate and not cfg.siamese and start != stop:
+                final = Candidate(start, stop, bb.block_names[start:stop], branch.num_params(), round(bb.extra_cost_pct(start), 3),
+                                  result.val_acc, result.seconds, result.epochs_run, "final", result.val_loss, result.val_correct)
+                greedy.append(final)
+                if not beats(final, probe_cand, cfg.selection):
+                    notes.append(f"trained branch {final.label} scored {100 * final.val_acc:.1f}% on validation, not clearly "
+                                 f"above the linear probe's {100 * probe_cand.val_acc:.1f}%: serving the probe (no extra cost)")
+                    start = stop = n_units
+                    branch = Branch.new(bb, start, stop, num_classes, cfg.siamese, seed=cfg.train.seed)
+                    branch.init_head(probe.weight, probe.bias)
+                    val_acc = probe.val_acc
         t_train = time.perf_counter() - t1
 
         test_acc, per_class = None, {}
@@ -263,26 +282,29 @@ def add_task(
     guard.check()
     model.add(name, branch, data.class_names)
 
+    candidates_seen = ([probe_cand] if probe_cand is not None else []) + profile
     plot = None
     if plot_dir is not None and profile:
-        plot = str(plot_profile(profile, Path(plot_dir) / f"{name}-profile.png", f"{name}: finetuning profile", (start, stop)))
+        plot = str(plot_profile(candidates_seen, Path(plot_dir) / f"{name}-profile.png", f"{name}: finetuning profile", (start, stop)))
     return TaskReport(
         name=name,
         class_names=list(data.class_names),
         spec=branch.spec,
         block_names=list(bb.block_names),
-        profile=profile,
+        profile=candidates_seen,
         greedy=greedy,
-        val_acc=result.val_acc,
+        val_acc=val_acc,
         test_acc=test_acc,
         per_class_test_acc=per_class,
         trainable_params=branch.num_params(),
         total_params=branch.num_params() + sum(p.numel() for p in bb.parameters()),
-        extra_cost_pct=round(bb.extra_cost_pct(start), 3),
+        extra_cost_pct=round(bb.extra_cost_pct(start), 3) if start < n_units else 0.0,
         split_sizes={"train": len(y_train), "val": len(y_val), "test": 0 if y_test is None else len(y_test)},
-        timings={"profile_s": t_profile, "select_s": t_select, "train_s": t_train, "total_s": time.perf_counter() - t_start},
+        timings={"probe_s": t_probe, "profile_s": t_profile, "select_s": t_select, "train_s": t_train,
+                 "total_s": time.perf_counter() - t_start},
         device=str(device),
         config=cfg.to_dict(),
         fingerprints=model.fingerprints(),
         plot=plot,
+        notes=notes,
     )

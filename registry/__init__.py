@@ -29,6 +29,7 @@ from forkpoint.registry.records import (
     VersionDiff,
     VersionRecord,
 )
+from forkpoint.registry.store import LocalObjectStore, WeightStore
 
 __all__ = [
     "GC_GRACE_S", "Registry",
@@ -36,4 +37,5 @@ __all__ = [
     "ClassNamesMismatchError", "ConcurrencyError", "DatabaseUnavailableError", "InvalidInputError",
     "InvalidNameError", "RegistryError", "StoreWriteError", "UnknownBackboneError", "UnknownTaskError", "UnknownVersionError",
     "AuditRecord", "BackboneRecord", "TaskHistory", "TaskRecord", "VerifyReport", "VersionDiff", "VersionRecord",
+    "LocalObjectStore", "WeightStore",
 ]

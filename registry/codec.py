@@ -3,23 +3,28 @@
 We serialise to bytes first so the sha256 we record is the hash of exactly the bytes
 written to disk, and the same tensors always produce the same bytes (one metadata
 key only: safetensors writes a multi-key metadata map in hash order).
+
+torch, numpy and safetensors are imported inside the functions that handle tensors:
+the read-only commands import this module (through the store) and must stay torch-free.
 """
 
 from __future__ import annotations
 
 import hashlib
-
-import numpy as np
-import torch
-from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
+from typing import TYPE_CHECKING, Mapping
 
 from forkpoint.registry.errors import InvalidInputError
 
+if TYPE_CHECKING:
+    import torch
 
-def encode(tensors: dict[str, torch.Tensor], *, check_finite: bool = True) -> bytes:
+
+def encode(tensors: Mapping[str, torch.Tensor], *, check_finite: bool = True) -> bytes:
     """Serialise a state dict; refuses non-tensors and (optionally) NaN/inf weights."""
-    if not isinstance(tensors, dict) or not tensors:
+    import torch
+    from safetensors.torch import save as st_save
+
+    if not isinstance(tensors, Mapping) or not tensors:
         raise InvalidInputError("tensors must be a non-empty dict[str, torch.Tensor]: pass the branch's state dict")
     plain: dict[str, torch.Tensor] = {}
     for name, t in tensors.items():
@@ -34,6 +39,9 @@ def encode(tensors: dict[str, torch.Tensor], *, check_finite: bool = True) -> by
 
 
 def _all_finite(t: torch.Tensor) -> bool:
+    import numpy as np
+    import torch
+
     # numpy: a single pass with no thread-pool wake-ups (torch.isfinite is ~100x slower on a busy box)
     if t.dtype == torch.bfloat16:
         return bool(torch.isfinite(t).all())
@@ -42,6 +50,8 @@ def _all_finite(t: torch.Tensor) -> bool:
 
 def decode(data: bytes) -> dict[str, torch.Tensor]:
     """Bytes back to CPU tensors."""
+    from safetensors.torch import load as st_load
+
     return st_load(data)
 
 

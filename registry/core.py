@@ -15,14 +15,14 @@ import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import sqlalchemy as sa
-import torch
 from alembic.util import CommandError
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlmodel import Session, select
 
+from forkpoint.contract.draft import VersionDraft
 from forkpoint.registry import validate
 from forkpoint.registry.codec import decode, encode
 from forkpoint.registry.crashpoints import crash_point
@@ -51,9 +51,12 @@ from forkpoint.registry.records import (
     VersionRecord,
     utc,
 )
-from forkpoint.registry.store import ObjectStore
+from forkpoint.registry.store import LocalObjectStore, WeightStore
 from forkpoint.registry.verify import DvcMd5Fn, TrunkFingerprintFn, orphans, references
 from forkpoint.registry.verify import verify as run_verify
+
+if TYPE_CHECKING:  # torch is imported only where tensors are (de)serialised: read commands stay torch-free
+    import torch
 
 MAX_ATTEMPTS = 8
 GC_GRACE_S = 15 * 60  # gc leaves younger orphans alone: they may belong to a write still in flight
@@ -67,22 +70,22 @@ def _now() -> datetime:
 class Registry:
     """Versioned tasks of one or more frozen backbones. Open with :meth:`open`."""
 
-    def __init__(self, home: Path, engine: sa.Engine, url: str) -> None:
+    def __init__(self, home: Path, engine: sa.Engine, url: str, store: WeightStore | None = None) -> None:
         self.home = home
         self.url = url
         self.engine = engine
         self._writer = engine.execution_options(**WRITE)
-        self.store = ObjectStore(home / "objects")
+        self.store: WeightStore = store if store is not None else LocalObjectStore(home / "objects")
 
     # ---- lifecycle -------------------------------------------------------------
 
     @classmethod
-    def open(cls, home: Path | str, db_url: str | None = None) -> "Registry":
+    def open(cls, home: Path | str, db_url: str | None = None, store: WeightStore | None = None) -> "Registry":
         """Open (creating and migrating as needed) the registry at ``home``.
 
         ``db_url`` None means SQLite at ``home/registry.db``; otherwise any
-        ``sqlite:///…`` or ``postgresql+psycopg://…`` URL. Nothing is created under
-        ``home`` unless the database is reachable.
+        ``sqlite:///…`` or ``postgresql+psycopg://…`` URL. ``store`` None keeps weights
+        in ``home/objects``. Nothing is created under ``home`` unless the database is reachable.
         """
         home = Path(home).expanduser().resolve()
         if db_url is None:
@@ -97,7 +100,7 @@ class Registry:
                 f"cannot migrate {shown(db_url)} to the current schema ({_first_line(e)}): check the URL points at a forkpoint registry database"
             ) from None
         home.mkdir(parents=True, exist_ok=True)
-        return cls(home, engine, db_url)
+        return cls(home, engine, db_url, store)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -210,62 +213,18 @@ class Registry:
 
     # ---- versions -----------------------------------------------------------------
 
-    def add_version(
-        self,
-        task: str,
-        *,
-        backbone_fingerprint: str,
-        class_names: Sequence[str],
-        tensors: dict[str, torch.Tensor],
-        branch: dict[str, Any],
-        metrics: dict[str, Any],
-        profile: list[dict[str, Any]],
-        config: dict[str, Any],
-        data_md5: str | None,
-        data_path: str | None,
-        split_seed: int,
-        split_sizes: dict[str, int],
-        trainable_params: int,
-        total_params: int,
-        extra_cost_pct: float,
-        description: str = "",
-        run_id: str | None = None,
-        parent_version: int | None = None,
-        promote: bool = True,
-        actor: str | None = None,
-    ) -> VersionRecord:
-        """Store a new version of ``task`` (created on first use) and, if ``promote``, make it live.
+    def add_version(self, task: str, draft: VersionDraft, *, promote: bool = True, actor: str | None = None) -> VersionRecord:
+        """Store ``draft`` as the next version of ``task`` (created on first use) and, if ``promote``, make it live.
 
         Atomic: the version row, its weights file and its audit event all exist, or
         none does (a crash may leave an unreferenced file for gc). Version numbers
         are 1, 2, … per task, never reused; concurrent writers retry on the unique
-        (task, version) constraint. ``parent_version`` defaults to the live version.
+        (task, version) constraint. ``draft.parent_version`` defaults to the live version.
         """
         name = validate.task_name(task)
-        fp = validate.fingerprint(backbone_fingerprint)
-        classes = validate.class_names(class_names)
-        metrics = validate.jsonable("metrics", metrics)
-        config = validate.jsonable("config", config)
-        split_sizes = validate.jsonable("split_sizes", split_sizes)
-        profile = validate.jsonable("profile", profile)
-        for what, d in (("metrics", metrics), ("config", config), ("split_sizes", split_sizes)):
-            if not isinstance(d, dict):
-                raise InvalidInputError(f"{what} is a {type(d).__name__}: pass a dict")
-        if not isinstance(profile, list) or not all(isinstance(p, dict) for p in profile):
-            raise InvalidInputError("profile is not a list of dicts: pass one dict per candidate tried")
-        trainable = validate.nonneg_int("trainable_params", trainable_params)
-        total = validate.nonneg_int("total_params", total_params)
-        if trainable > total:
-            raise InvalidInputError(f"trainable_params {trainable} exceeds total_params {total}: pass the whole model's count as total")
-        cost = validate.finite_float("extra_cost_pct", extra_cost_pct)
-        seed = split_seed if isinstance(split_seed, int) and not isinstance(split_seed, bool) else None
-        if seed is None:
-            raise InvalidInputError(f"split_seed {split_seed!r} is not an integer: pass the seed the split was drawn with")
-        for what, v in (("data_md5", data_md5), ("data_path", data_path), ("run_id", run_id)):
-            if v is not None and (not isinstance(v, str) or not v):
-                raise InvalidInputError(f"{what} {v!r} is not usable: pass a non-empty string or None")
-        if not isinstance(description, str):
-            raise InvalidInputError(f"description is a {type(description).__name__}: pass a string")
+        fields = validate.version_fields(draft)
+        fp = validate.fingerprint(draft.backbone_fingerprint)
+        classes, parent_version = fields["class_names"], draft.parent_version
         actor = actor or default_actor()
 
         with self._read() as s:
@@ -277,9 +236,9 @@ class Registry:
                     self._version_row(s, existing, parent_version)
             elif parent_version is not None:
                 raise UnknownVersionError(f"task {name!r} has no versions yet, so parent_version {parent_version} does not exist: omit it")
-        spec = validate.branch(branch, bb.block_names, len(classes))
-        data = encode(tensors)
-        validate.head_present(tensors, spec["head_shape"])
+        branch = validate.branch(draft.spec, draft.block_names, bb.block_names, len(classes))
+        data = encode(draft.tensors)
+        validate.head_present(draft.tensors, branch["head_shape"])
 
         crash_point("before_write")
         digest = self.store.put(data)
@@ -291,7 +250,7 @@ class Registry:
                 with self._write() as s:
                     t = s.exec(select(Task).where(Task.name == name)).first()
                     if t is None:
-                        t = Task(name=name, description=description, class_names=classes, backbone_id=bb.id,
+                        t = Task(name=name, description=fields["description"], class_names=classes, backbone_id=bb.id,
                                  live_version=None, actor=actor, created_at=_now(), updated_at=_now())
                         s.add(t)
                         s.flush()
@@ -301,16 +260,9 @@ class Registry:
                     number = (latest or 0) + 1
                     live_before = t.live_version
                     row = TaskVersion(
-                        task_id=t.id, version=number, status="promoted" if promote else "staged",
+                        **fields, task_id=t.id, version=number, status="promoted" if promote else "staged",
                         parent_version=parent_version if parent_version is not None else live_before,
-                        description=description, class_names=classes,
-                        branch_start=spec["start"], branch_end=spec["end"], block_names=list(spec["block_names"]),
-                        siamese=spec["siamese"], num_classes=spec["num_classes"], feature_dim=spec["feature_dim"],
-                        head_shape=list(spec["head_shape"]), branch=spec,
-                        trainable_params=trainable, total_params=total, extra_cost_pct=cost,
-                        weights_sha256=digest, weights_bytes=len(data),
-                        data_md5=data_md5, data_path=data_path, split_seed=seed, split_sizes=split_sizes,
-                        metrics=metrics, profile=profile, config=config, lib_versions=libs, run_id=run_id,
+                        branch=branch, weights_sha256=digest, weights_bytes=len(data), lib_versions=libs,
                         actor=actor, created_at=_now(),
                     )
                     s.add(row)
@@ -320,7 +272,7 @@ class Registry:
                     s.add(self._event(actor, "add_version", f"task:{name}@{number}", name, number, {
                         "weights_sha256": digest, "weights_bytes": len(data), "promoted": promote,
                         "live_before": live_before, "live_after": t.live_version, "attempt": attempt + 1,
-                        "data_md5": data_md5, "run_id": run_id,
+                        "data_md5": fields["data_md5"], "run_id": fields["run_id"],
                     }))
                     s.flush()
                     crash_point("mid_transaction")
@@ -499,34 +451,35 @@ class Registry:
             s.commit()
         return report
 
-    def gc(self, min_age_s: float = GC_GRACE_S, actor: str | None = None) -> list[Path]:
-        """Delete orphan files (never rows) older than ``min_age_s``; returns what was deleted.
+    def gc(self, min_age_s: float = GC_GRACE_S, actor: str | None = None, *, dry_run: bool = False) -> list[str]:
+        """Delete orphan store entries (never rows) older than ``min_age_s``; returns their keys.
 
-        Files are listed before the rows are read, and in-flight writes refresh their
-        file's mtime, so a version committed meanwhile is never robbed of its file.
+        Entries are listed before the rows are read, and in-flight writes refresh their
+        object's age, so a version committed meanwhile is never robbed of its weights.
+        ``dry_run`` lists what would be deleted and deletes nothing (still logged, as such).
         """
-        candidates = orphans(self.store, (), min_age_s)  # every file old enough, listed first
+        candidates = orphans(self.store, (), min_age_s)  # every entry old enough, listed first
         bbs, versions, _ = self._all_versions()
         keep = set(references(bbs, versions))
-        deleted: list[Path] = []
+        chosen: list[str] = []
         freed = 0
-        for p in candidates:
-            if self.store.digest_of(p) in keep or self.store.age_s(p) < min_age_s:
+        for key in candidates:
+            if self.store.digest_of(key) in keep or self.store.age_s(key) < min_age_s:
                 continue
-            try:
-                size = p.stat().st_size
-                p.unlink()
-            except FileNotFoundError:
-                continue
-            deleted.append(p)
-            freed += size
+            if not dry_run:
+                size = self.store.delete(key)
+                if size is None:
+                    continue
+                freed += size
+            chosen.append(key)
+        details: dict[str, Any] = {"dry_run": dry_run, "deleted": [] if dry_run else chosen, "bytes_freed": freed,
+                                   "min_age_s": min_age_s}
+        if dry_run:
+            details["would_delete"] = chosen
         with self._write() as s:
-            s.add(self._event(actor or default_actor(), "gc", "registry", details={
-                "deleted": [str(p.relative_to(self.home)) for p in deleted], "bytes_freed": freed,
-                "min_age_s": min_age_s,
-            }))
+            s.add(self._event(actor or default_actor(), "gc", "registry", details=details))
             s.commit()
-        return deleted
+        return chosen
 
     # ---- helpers -------------------------------------------------------------------
 

@@ -6,13 +6,13 @@ from typing import Any
 
 from forkpoint.registry.records import VersionDiff, VersionRecord
 
-# Grouped the way people ask: where does it fork, how good, how trained, on what data.
+# Grouped the way people ask: where does it fork (branch.start, branch.stop, …), how good,
+# how trained, on what data.
 SCALAR_FIELDS = (
-    "branch_start", "branch_end", "block_names", "siamese", "head_shape", "num_classes", "feature_dim",
     "trainable_params", "total_params", "extra_cost_pct", "weights_sha256", "class_names",
     "data_md5", "data_path", "split_seed", "parent_version", "run_id", "actor",
 )
-NESTED_FIELDS = ("metrics", "config", "split_sizes", "lib_versions")
+NESTED_FIELDS = ("branch", "metrics", "config", "split_sizes", "lib_versions")
 
 
 def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
@@ -24,7 +24,7 @@ def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
 
 
 def diff_versions(a: VersionRecord, b: VersionRecord) -> VersionDiff:
-    """Differing fields only; nested dicts (metrics, config, …) compared key by key with dotted names."""
+    """Differing fields only; nested dicts (branch, metrics, config, …) compared key by key with dotted names."""
     changes: dict[str, tuple[Any, Any]] = {}
     for f in SCALAR_FIELDS:
         old, new = getattr(a, f), getattr(b, f)

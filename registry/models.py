@@ -77,14 +77,7 @@ class TaskVersion(SQLModel, table=True):
     parent_version: Optional[int] = Field(default=None, nullable=True)
     description: str = Field(sa_type=sa.Text(), nullable=False, default="")
     class_names: list = _json()
-    # branch point
-    branch_start: int = Field(nullable=False)
-    branch_end: int = Field(nullable=False)
-    block_names: list = _json()
-    siamese: bool = Field(nullable=False)
-    num_classes: int = Field(nullable=False)
-    feature_dim: int = Field(nullable=False)
-    head_shape: list = _json()
+    # branch point, stored once: the contract's half-open form (BranchSpec.to_dict)
     branch: dict = _json()
     # cost
     trainable_params: int = Field(sa_type=sa.BigInteger(), nullable=False)

@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from forkpoint.contract.branch import BranchSpec, UnitRange
 from forkpoint.registry.models import AuditEvent, Backbone, Task, TaskVersion
 
 
@@ -89,7 +90,12 @@ class TaskRecord(_Record):
 @dataclass(frozen=True)
 class VersionRecord(_Record):
     """One task version. ``status`` is how it was registered ("promoted" or "staged");
-    ``live`` says whether the task's live pointer is on it now."""
+    ``live`` says whether the task's live pointer is on it now.
+
+    ``branch`` is the one stored form of the branch (the contract's half-open
+    ``start``/``stop``, see :meth:`BranchSpec.to_dict`); the properties below are views of
+    it, so every reader sees the same numbers.
+    """
 
     task: str
     version: int
@@ -99,13 +105,6 @@ class VersionRecord(_Record):
     description: str
     class_names: tuple[str, ...]
     backbone_fingerprint: str
-    branch_start: int
-    branch_end: int
-    block_names: tuple[str, ...]
-    siamese: bool
-    num_classes: int
-    feature_dim: int
-    head_shape: tuple[int, ...]
     branch: dict[str, Any]
     trainable_params: int
     total_params: int
@@ -130,14 +129,52 @@ class VersionRecord(_Record):
         """``task@version``, the way messages name a version."""
         return f"{self.task}@{self.version}"
 
+    @property
+    def spec(self) -> BranchSpec:
+        """Where the branch forks and its head, as the learner rebuilds it."""
+        return BranchSpec.from_dict(self.branch)
+
+    @property
+    def units(self) -> UnitRange:
+        return self.spec.units
+
+    @property
+    def branch_start(self) -> int:
+        return self.spec.start
+
+    @property
+    def branch_stop(self) -> int:
+        """First unit after the branch (half-open); equals ``branch_start`` for a head-only branch."""
+        return self.spec.stop
+
+    @property
+    def block_names(self) -> tuple[str, ...]:
+        return tuple(self.branch.get("block_names", ()))
+
+    @property
+    def siamese(self) -> bool:
+        return self.spec.siamese
+
+    @property
+    def num_classes(self) -> int:
+        return self.spec.num_classes
+
+    @property
+    def feature_dim(self) -> int:
+        return self.spec.feature_dim
+
+    @property
+    def head_shape(self) -> tuple[int, ...]:
+        """The head matrix the weights hold, as recorded (the spec's shape unless stored otherwise)."""
+        stored = self.branch.get("head_shape")
+        return tuple(stored) if stored is not None else self.spec.head_shape
+
     @classmethod
     def of(cls, row: TaskVersion, task: Task, fingerprint: str, weights_path: str) -> "VersionRecord":
         return cls(
             task=task.name, version=row.version, live=task.live_version == row.version, status=row.status,
             parent_version=row.parent_version, description=row.description, class_names=tuple(row.class_names),
-            backbone_fingerprint=fingerprint, branch_start=row.branch_start, branch_end=row.branch_end,
-            block_names=tuple(row.block_names), siamese=row.siamese, num_classes=row.num_classes,
-            feature_dim=row.feature_dim, head_shape=tuple(row.head_shape), branch=dict(row.branch),
+            backbone_fingerprint=fingerprint, branch=dict(row.branch),
             trainable_params=row.trainable_params, total_params=row.total_params,
             extra_cost_pct=row.extra_cost_pct, weights_sha256=row.weights_sha256, weights_bytes=row.weights_bytes,
             weights_path=weights_path, data_md5=row.data_md5, data_path=row.data_path, split_seed=row.split_seed,
@@ -191,10 +228,10 @@ class VersionDiff(_Record):
 
 @dataclass(frozen=True)
 class VerifyReport(_Record):
-    """``ok`` is False iff there are problems; orphans (unreferenced files) are not problems: gc removes them."""
+    """``ok`` is False iff there are problems; orphans (unreferenced store keys) are not problems: gc removes them."""
 
     problems: tuple[str, ...]
-    orphans: tuple[Path, ...]
+    orphans: tuple[str, ...]
     checked_objects: int
     checked_versions: int
     checked_data: int = 0

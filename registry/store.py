@@ -1,9 +1,13 @@
-"""Content-addressed object store: ``<home>/objects/ab/abcdef….safetensors``.
+"""Where weights live: the :class:`WeightStore` seam and its first implementation, a local directory.
 
-A file's name is the sha256 of its bytes, so identical content is stored once and any
-change to a file is detectable. Writes are atomic (temp file in the same directory,
-fsync, rename, fsync the directory): a crash leaves either no file or a complete one,
-plus at worst a stray temp file that gc removes.
+The registry talks to the interface only, so weights can move to another place (an
+object store such as S3) without touching the database code. Every store is
+content-addressed: an object's name is the sha256 of its bytes, so identical content is
+stored once and any change to an object is detectable on read.
+
+:class:`LocalObjectStore` keeps ``<home>/objects/ab/abcdef….safetensors``. Writes are
+atomic (temp file in the same directory, fsync, rename, fsync the directory): a crash
+leaves either no file or a complete one, plus at worst a stray temp file that gc removes.
 """
 
 from __future__ import annotations
@@ -13,30 +17,91 @@ import re
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterator, Protocol, runtime_checkable
 
 from forkpoint.registry.codec import sha256
-from forkpoint.registry.errors import ArtifactCorruptError, ArtifactMissingError, StoreWriteError
+from forkpoint.registry.errors import ArtifactCorruptError, ArtifactMissingError, InvalidInputError, StoreWriteError
 
 SUFFIX = ".safetensors"
 TMP_PREFIX = ".tmp-"
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
-class ObjectStore:
-    """Files under ``root`` named by the sha256 of their content."""
+@runtime_checkable
+class WeightStore(Protocol):
+    """Content-addressed bytes. Entries are named by *keys*: the string users see
+    (``objects/ab/ab….safetensors`` locally); objects have a digest, leftovers of
+    interrupted writes do not."""
+
+    def put(self, data: bytes) -> str:
+        """Store ``data`` (repairing a damaged copy) and return its sha256; refreshes its age."""
+        ...
+
+    def get(self, digest: str, *, used_by: str = "") -> bytes:
+        """The stored bytes, refused (ArtifactMissingError / ArtifactCorruptError) unless they hash to ``digest``."""
+        ...
+
+    def exists(self, digest: str) -> bool:
+        ...
+
+    def check(self, digest: str) -> str | None:
+        """None if the object is present and intact, else a short reason ("missing", "sha256 mismatch …")."""
+        ...
+
+    def rel(self, digest: str) -> str:
+        """The key of the object with this digest (how messages and records name it)."""
+        ...
+
+    def keys(self) -> Iterator[str]:
+        """Every entry: objects and leftovers of interrupted writes alike."""
+        ...
+
+    def digest_of(self, key: str) -> str | None:
+        """The sha256 an entry is named by, or None for leftovers and strangers."""
+        ...
+
+    def age_s(self, key: str) -> float:
+        """Seconds since the entry was last written (0 if it is gone)."""
+        ...
+
+    def delete(self, key: str) -> int | None:
+        """Remove an entry; the bytes freed, or None if it was already gone."""
+        ...
+
+
+class LocalObjectStore:
+    """A :class:`WeightStore` in a local directory ``root`` (keys are relative to its parent, the home)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
+
+    # ---- naming --------------------------------------------------------------------
 
     def path(self, digest: str) -> Path:
         return self.root / digest[:2] / f"{digest}{SUFFIX}"
 
     def rel(self, digest: str) -> str:
-        """Path relative to the registry home, as shown to users."""
         return f"{self.root.name}/{digest[:2]}/{digest}{SUFFIX}"
 
+    def key_of(self, p: Path) -> str:
+        return p.relative_to(self.root.parent).as_posix()
+
+    def path_of(self, key: str) -> Path:
+        p = self.root.parent / key
+        if not p.resolve().is_relative_to(self.root.resolve()):
+            raise InvalidInputError(f"{key!r} is not a key of the store at {self.root}: pass a key the store listed")
+        return p
+
+    def digest_of(self, key: str) -> str | None:
+        p = Path(key)
+        if p.suffix != SUFFIX or p.name.startswith(TMP_PREFIX):
+            return None
+        stem = p.name[: -len(SUFFIX)]
+        return stem if _SHA_RE.match(stem) and p.parent.name == stem[:2] else None
+
+    # ---- objects -------------------------------------------------------------------
+
     def put(self, data: bytes) -> str:
-        """Store ``data`` (if not already there, intact) and return its sha256."""
         digest = sha256(data)
         final = self.path(digest)
         if final.exists():
@@ -71,11 +136,9 @@ class ObjectStore:
         return digest
 
     def get(self, digest: str, *, used_by: str = "") -> bytes:
-        """The stored bytes, after checking they still hash to ``digest``."""
-        p = self.path(digest)
         who = f" (used by {used_by})" if used_by else ""
         try:
-            data = p.read_bytes()
+            data = self.path(digest).read_bytes()
         except FileNotFoundError:
             raise ArtifactMissingError(
                 f"weights file {self.rel(digest)}{who} is missing: restore it from backup (verify lists every affected version)"
@@ -87,16 +150,19 @@ class ObjectStore:
             )
         return data
 
+    def exists(self, digest: str) -> bool:
+        return self.path(digest).is_file()
+
     def check(self, digest: str) -> str | None:
-        """None if the object is present and intact, else a short reason."""
-        p = self.path(digest)
         try:
-            actual = sha256(p.read_bytes())
+            actual = sha256(self.path(digest).read_bytes())
         except FileNotFoundError:
             return "missing"
         except OSError as e:
             return f"unreadable ({e.strerror})"
         return None if actual == digest else f"sha256 mismatch (now {actual[:12]}…)"
+
+    # ---- listing and collection -----------------------------------------------------
 
     def files(self) -> list[Path]:
         """Every file under the store, objects and stray temp files alike."""
@@ -104,19 +170,23 @@ class ObjectStore:
             return []
         return sorted(p for p in self.root.rglob("*") if p.is_file())
 
-    def digest_of(self, p: Path) -> str | None:
-        """The sha256 a file is named by, or None for temp files and strangers."""
-        if p.suffix != SUFFIX or p.name.startswith(TMP_PREFIX):
-            return None
-        stem = p.name[: -len(SUFFIX)]
-        return stem if _SHA_RE.match(stem) and p.parent.name == stem[:2] else None
+    def keys(self) -> Iterator[str]:
+        return iter([self.key_of(p) for p in self.files()])
 
-    @staticmethod
-    def age_s(p: Path) -> float:
+    def age_s(self, key: str) -> float:
         try:
-            return time.time() - p.stat().st_mtime
+            return time.time() - self.path_of(key).stat().st_mtime
         except FileNotFoundError:
             return 0.0
+
+    def delete(self, key: str) -> int | None:
+        p = self.path_of(key)
+        try:
+            size = p.stat().st_size
+            p.unlink()
+        except FileNotFoundError:
+            return None
+        return size
 
 
 def _fsync_dir(d: Path) -> None:

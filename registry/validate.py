@@ -1,8 +1,8 @@
 """Input checks run before anything is written, so bad input leaves no trace.
 
-The registry checks what it knows: names, JSON-ability, and that a branch's block
-range and head fit the backbone's recorded block list and the task's classes. Deep
-shape checks against real modules belong to the learner.
+The registry checks what it knows: names, JSON-ability, and that a draft's branch fits
+the backbone's recorded block list and the task's classes. Deep shape checks against
+real modules belong to the learner. torch is imported only to look at tensors.
 """
 
 from __future__ import annotations
@@ -10,16 +10,19 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-import torch
-
+from forkpoint.contract.branch import BranchSpec
+from forkpoint.contract.draft import VersionDraft
+from forkpoint.contract.errors import ConfigError
 from forkpoint.contract.names import InvalidNameError as ContractNameError
 from forkpoint.contract.names import check_task_name
 from forkpoint.registry.errors import BranchSpecError, InvalidInputError, InvalidNameError
 
+if TYPE_CHECKING:
+    import torch
+
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
-BRANCH_KEYS = ("start", "end", "block_names", "siamese", "num_classes", "feature_dim", "head_shape")
 
 
 def task_name(name: object) -> str:
@@ -67,47 +70,86 @@ def class_names(names: Any) -> list[str]:
     return list(names)
 
 
-def branch(spec: Mapping[str, Any], backbone_blocks: Sequence[str], n_classes: int) -> dict[str, Any]:
-    """Check a branch spec against the backbone's block list.
+def branch(spec: object, draft_blocks: Sequence[str], backbone_blocks: Sequence[str], n_classes: int) -> dict[str, Any]:
+    """The stored form of a draft's branch, after one check against the backbone and the task's classes.
 
-    ``end`` is inclusive (the learner's ``BranchSpec.to_dict`` also sends ``stop = end + 1``);
-    ``start = n, end = n - 1`` with no block names is a head-only branch."""
-    if not isinstance(spec, Mapping):
-        raise BranchSpecError(f"branch is a {type(spec).__name__}: pass a dict with keys {', '.join(BRANCH_KEYS)}")
-    missing = [k for k in BRANCH_KEYS if k not in spec]
-    if missing:
-        raise BranchSpecError(f"branch spec lacks {', '.join(missing)}: pass all of {', '.join(BRANCH_KEYS)}")
-    start, end, n = spec["start"], spec["end"], len(backbone_blocks)
-    ints = all(isinstance(v, int) and not isinstance(v, bool) for v in (start, end))
-    head_only = ints and start == n and end == n - 1  # empty branch: a linear probe on the trunk's features
-    if not ints or not (0 <= start <= end < n or head_only):
+    The range rule is the contract's (:meth:`UnitRange.check`: half-open ``[start, stop)``,
+    a head-only branch is ``start == stop == num_blocks``); the registry adds only what it
+    knows: the draft was cut from this backbone, and the head has one row per class name.
+    """
+    if not isinstance(spec, BranchSpec):
+        raise BranchSpecError(f"branch spec is a {type(spec).__name__}: pass a forkpoint.contract.BranchSpec (TaskReport.draft builds one)")
+    if list(draft_blocks) != list(backbone_blocks):
         raise BranchSpecError(
-            f"branch blocks {start!r}..{end!r} do not fit a backbone of {n} blocks: need 0 <= start <= end <= {n - 1} (or start={n}, end={n - 1} for a head-only branch)"
+            f"the draft names blocks {_span(draft_blocks)}, the backbone has {_span(backbone_blocks)}: the branch was cut from another backbone"
         )
-    if "stop" in spec and spec["stop"] != end + 1:
-        raise BranchSpecError(f"branch stop={spec['stop']!r} disagrees with end={end} (inclusive): stop must be end + 1")
-    expected = list(backbone_blocks[start : end + 1])
-    if list(spec["block_names"]) != expected:
-        raise BranchSpecError(
-            f"branch block names {list(spec['block_names'])} do not match the backbone's blocks {start}..{end} {expected}: the branch was cut from another backbone"
-        )
-    num_classes, feature_dim, head = spec["num_classes"], spec["feature_dim"], spec["head_shape"]
-    siamese = spec["siamese"]
-    if not isinstance(siamese, bool):
-        raise BranchSpecError(f"branch siamese is {siamese!r}: pass true or false")
-    if num_classes != n_classes:
-        raise BranchSpecError(f"branch has num_classes={num_classes} but {n_classes} class names were given: make them agree")
-    if not isinstance(feature_dim, int) or feature_dim <= 0:
-        raise BranchSpecError(f"branch feature_dim is {feature_dim!r}: pass the trunk's feature width as a positive integer")
-    head_in = (feature_dim, 2 * feature_dim) if siamese else (feature_dim,)
-    if not isinstance(head, (list, tuple)) or len(head) != 2 or head[0] != num_classes or head[1] not in head_in:
-        raise BranchSpecError(
-            f"head_shape {head!r} does not fit {num_classes} classes x feature_dim {feature_dim}: the head must be [num_classes, feature_dim{' or 2*feature_dim (siamese)' if siamese else ''}]"
-        )
-    return jsonable("branch", dict(spec))
+    for what in ("start", "stop", "num_classes", "feature_dim"):
+        value = getattr(spec, what)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise BranchSpecError(f"branch {what} is {value!r}: pass an integer")
+    if not isinstance(spec.siamese, bool):
+        raise BranchSpecError(f"branch siamese is {spec.siamese!r}: pass True or False")
+    if spec.feature_dim <= 0:
+        raise BranchSpecError(f"branch feature_dim is {spec.feature_dim}: pass the trunk's feature width (positive)")
+    try:
+        spec.check(len(backbone_blocks))
+    except ConfigError as exc:
+        raise BranchSpecError(str(exc)) from None
+    if spec.num_classes != n_classes:
+        raise BranchSpecError(f"branch has num_classes={spec.num_classes} but {n_classes} class names were given: make them agree")
+    return jsonable("branch", spec.to_dict(list(backbone_blocks)))
+
+
+def _span(names: Sequence[str]) -> str:
+    names = list(names)
+    return f"{names[0]}..{names[-1]} ({len(names)})" if names else "none"
 
 
 def head_present(tensors: Mapping[str, torch.Tensor], head_shape: Sequence[int]) -> None:
     """The weights must contain a head matrix of the declared shape."""
+    import torch
+
     if not any(isinstance(t, torch.Tensor) and tuple(t.shape) == tuple(head_shape) for t in tensors.values()):
         raise BranchSpecError(f"no tensor of head_shape {list(head_shape)} among the branch weights: the weights and the branch spec disagree")
+
+
+def version_fields(draft: object) -> dict[str, Any]:
+    """A draft's provenance and results as column values, or a one-line InvalidInputError.
+
+    The branch and the tensors are checked separately (:func:`branch`, :func:`head_present`,
+    ``codec.encode``), against the backbone the draft names.
+    """
+    if not isinstance(draft, VersionDraft):
+        raise InvalidInputError(f"draft is a {type(draft).__name__}: pass a forkpoint.contract.VersionDraft (TaskReport.draft builds one)")
+    out: dict[str, Any] = {"class_names": class_names(draft.class_names)}
+    for what in ("metrics", "config", "split_sizes"):
+        value = getattr(draft, what)
+        if not isinstance(value, Mapping):
+            raise InvalidInputError(f"{what} is a {type(value).__name__}: pass a dict")
+        out[what] = jsonable(what, dict(value))
+    profile = draft.profile
+    if not isinstance(profile, (list, tuple)) or not all(isinstance(p, Mapping) for p in profile):
+        raise InvalidInputError("profile is not a list of dicts: pass one dict per candidate tried")
+    out["profile"] = jsonable("profile", [dict(p) for p in profile])
+    out["trainable_params"] = nonneg_int("trainable_params", draft.trainable_params)
+    out["total_params"] = nonneg_int("total_params", draft.total_params)
+    if out["trainable_params"] > out["total_params"]:
+        raise InvalidInputError(
+            f"trainable_params {out['trainable_params']} exceeds total_params {out['total_params']}: pass the whole model's count as total"
+        )
+    out["extra_cost_pct"] = finite_float("extra_cost_pct", draft.extra_cost_pct)
+    if isinstance(draft.split_seed, bool) or not isinstance(draft.split_seed, int):
+        raise InvalidInputError(f"split_seed {draft.split_seed!r} is not an integer: pass the seed the split was drawn with")
+    out["split_seed"] = draft.split_seed
+    for what in ("data_md5", "data_path", "run_id"):
+        value = getattr(draft, what)
+        if value is not None and (not isinstance(value, str) or not value):
+            raise InvalidInputError(f"{what} {value!r} is not usable: pass a non-empty string or None")
+        out[what] = value
+    if not isinstance(draft.description, str):
+        raise InvalidInputError(f"description is a {type(draft.description).__name__}: pass a string")
+    out["description"] = draft.description
+    parent = draft.parent_version
+    if parent is not None and (isinstance(parent, bool) or not isinstance(parent, int)):
+        raise InvalidInputError(f"parent_version {parent!r} is not a version number: pass an integer or None")
+    return out

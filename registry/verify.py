@@ -8,11 +8,10 @@ injected so the registry does not depend on the learner or the data layer.
 from __future__ import annotations
 
 from collections import defaultdict
-from pathlib import Path
 from typing import Callable, Iterable
 
 from forkpoint.registry.records import BackboneRecord, VerifyReport, VersionRecord
-from forkpoint.registry.store import ObjectStore
+from forkpoint.registry.store import WeightStore
 
 TrunkFingerprintFn = Callable[[BackboneRecord], str]
 DvcMd5Fn = Callable[[str], str]
@@ -29,17 +28,17 @@ def references(backbones: Iterable[BackboneRecord], versions: Iterable[VersionRe
     return dict(refs)
 
 
-def orphans(store: ObjectStore, referenced: Iterable[str], min_age_s: float = 0.0) -> list[Path]:
-    """Files no row points at (including stray temp files), at least ``min_age_s`` old."""
+def orphans(store: WeightStore, referenced: Iterable[str], min_age_s: float = 0.0) -> list[str]:
+    """Keys of entries no row points at (including leftovers of interrupted writes), at least ``min_age_s`` old."""
     keep = set(referenced)
     return [
-        p for p in store.files()
-        if store.digest_of(p) not in keep and store.age_s(p) >= min_age_s
+        key for key in store.keys()
+        if store.digest_of(key) not in keep and store.age_s(key) >= min_age_s
     ]
 
 
 def verify(
-    store: ObjectStore,
+    store: WeightStore,
     backbones: list[BackboneRecord],
     versions: list[VersionRecord],
     dangling_live: list[str],

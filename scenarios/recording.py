@@ -92,25 +92,14 @@ class RegistryTasks:
         assert report is not None
         n = len(self.stream.tasks)
         position = {"run_id": self.run_id, "stream": self.stream.name, "experience": label, "of": n}
-        return self.home.registry.add_version(
-            task.name,
-            backbone_fingerprint=self.home.fingerprint,
-            class_names=report.class_names,
-            tensors=added.branch.tensors(),
-            branch=report.branch_dict(),
-            metrics={**report.metrics(), "timings": report.timings, "device": report.device, "stream": position},
-            profile=[c.to_dict() for c in report.profile + report.greedy],
-            config={**report.config, "data": data_description(task, self.stream), "stream": self.stream.options.to_dict(),
+        draft = report.draft(
+            self.home.fingerprint, added.branch.tensors(),
+            metrics={"stream": position},
+            config={"data": data_description(task, self.stream), "stream": self.stream.options.to_dict(),
                     "profile_plot": report.plot},
             data_md5=task.dataset.md5,
             data_path=str(Path(task.dataset.path).resolve()) if task.dataset.path else None,
-            split_seed=self.config.split_seed,
-            split_sizes=report.split_sizes,
-            trainable_params=report.trainable_params,
-            total_params=report.total_params,
-            extra_cost_pct=report.extra_cost_pct,
             description=f"stream '{self.stream.name}' experience {label + 1}/{n} (run {self.run_id})",
             run_id=self.run_id,
-            promote=True,
-            actor=self.actor,
         )
+        return self.home.registry.add_version(task.name, draft, promote=True, actor=self.actor)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from forkpoint.imagedata import dvc_md5
 from forkpoint.contract.errors import ForkpointError
 from forkpoint.registry import BackboneRecord, VerifyReport
 from forkpoint.workflows.home import Home, rebuild_trunk
@@ -43,7 +42,12 @@ def audit_home(home: Home, check_data: bool = True) -> AuditResult:
     def trunk_fingerprint(record: BackboneRecord) -> str:
         return rebuild_trunk(record, home.registry.load_trunk(record.fingerprint)).fingerprint()
 
-    report = home.registry.verify(trunk_fingerprint_fn=trunk_fingerprint, dvc_md5_fn=dvc_md5 if check_data else None)
+    dvc_md5_fn = None
+    if check_data:  # the data layer (DVC) is imported only when data is re-hashed
+        from forkpoint.imagedata import dvc_md5
+
+        dvc_md5_fn = dvc_md5
+    report = home.registry.verify(trunk_fingerprint_fn=trunk_fingerprint, dvc_md5_fn=dvc_md5_fn)
     problems: list[str] = []
     checked = 0
     if report.ok:  # a corrupt file or a changed trunk is already reported; rebuilding on it says nothing new

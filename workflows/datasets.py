@@ -72,6 +72,7 @@ def load_task_data(
     seed: int = 0,
     resolution: int | None = None,
     val_limit: int | None = None,
+    test_fraction: float = 0.0,
 ) -> LoadedData:
     """Load ``source`` (built-in name, prepared folder, ImageFolder or CSV), optionally capped per class.
 
@@ -90,7 +91,7 @@ def load_task_data(
     if source in BUILTIN_NAMES:
         dataset = load_dataset(source, root=Path(root))
     else:
-        dataset = load_dataset(Path(source).expanduser(), root=Path(root), size=resolution)
+        dataset = load_dataset(Path(source).expanduser(), root=Path(root), size=resolution, test_fraction=test_fraction)
     if limit is not None:
         dataset = limit_per_class(dataset, limit, seed=seed, n_test=limit, n_val=val_limit or limit)
     return LoadedData(source, dataset, limit, val_limit or limit)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from forkpoint.learner import Branch, BranchSpec, MultiTaskModel
+from forkpoint.learner import Branch, MultiTaskModel
 from forkpoint.registry import UnknownTaskError, UnknownVersionError, VersionRecord
 from forkpoint.workflows.home import Home
 
@@ -27,7 +27,8 @@ class LiveModel:
 
 
 def rebuild_branch(home: Home, record: VersionRecord, tensors) -> Branch:
-    return Branch.from_state(home.backbone, BranchSpec.from_dict(record.branch), tensors)
+    """The stored branch on this home's trunk (``record.spec``: the one stored form of its branch)."""
+    return Branch.from_state(home.backbone, record.spec, tensors)
 
 
 def load_live_model(home: Home, tasks: Iterable[str] | None = None, exclude: Iterable[str] = ()) -> LiveModel:

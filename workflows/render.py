@@ -24,11 +24,13 @@ def pct(value: float | None) -> str:
 
 
 def branch_label(record: VersionRecord) -> str:
-    names = list(record.block_names)
-    if not names:
+    """The CLI's inclusive ``START:END (first..last)`` (what ``--branch`` takes), or ``linear probe``."""
+    units = record.units
+    if units.is_probe:
         return "linear probe"
+    names = list(record.block_names)
     span = names[0] if len(names) == 1 else f"{names[0]}..{names[-1]}"
-    return f"{record.branch_start}:{record.branch_end} ({span})"
+    return f"{units.human()} ({span})"
 
 
 def backbone_dict(record: BackboneRecord, home: str, db: str) -> dict:
@@ -61,7 +63,7 @@ def task_summary(task: TaskRecord, live: VersionRecord | None) -> dict:
         "class_names": list(task.class_names),
         "backbone_fingerprint": task.backbone_fingerprint,
         "branch": None if live is None else {
-            "start": live.branch_start, "end": live.branch_end, "block_names": list(live.block_names),
+            "start": live.branch_start, "stop": live.branch_stop, "block_names": list(live.block_names),
         },
         "val_acc": None if live is None else live.metrics.get("val_acc"),
         "test_acc": None if live is None else live.metrics.get("test_acc"),
@@ -153,7 +155,7 @@ def events_table(events: Iterable[AuditRecord], title: str = "audit events") -> 
     for col in ("id", "at", "actor", "action", "target", "details"):
         table.add_column(col, overflow="fold")
     for e in events:
-        details = {k: v for k, v in e.details.items() if k in ("live_before", "live_after", "promoted", "ok", "problems", "bytes_freed")}
+        details = {k: v for k, v in e.details.items() if k in ("live_before", "live_after", "promoted", "ok", "problems", "bytes_freed", "dry_run")}
         table.add_row(str(e.id), e.to_dict()["at"][:19], e.actor, e.action, e.target, json.dumps(details) if details else "")
     return table
 

@@ -80,28 +80,10 @@ def add_task_version(
     run_id = new_run_id()
     report = add_task(live.model, name, data.task_data, cfg, progress=progress, plot_dir=home.path / "plots" / run_id)
     branch = live.model.branches[name]
-    metrics = {**report.metrics(), "timings": report.timings, "device": report.device}
-    config = {**report.config, "data": data.describe(), "profile_plot": report.plot}
-    record = home.registry.add_version(
-        name,
-        backbone_fingerprint=home.fingerprint,
-        class_names=report.class_names,
-        tensors=branch.tensors(),
-        branch=report.branch_dict(),
-        metrics=metrics,
-        profile=[c.to_dict() for c in report.profile + report.greedy],
-        config=config,
-        data_md5=data.md5,
-        data_path=data.path,
-        split_seed=cfg.split_seed,
-        split_sizes=report.split_sizes,
-        trainable_params=report.trainable_params,
-        total_params=report.total_params,
-        extra_cost_pct=report.extra_cost_pct,
-        description=description,
-        run_id=run_id,
-        promote=promote,
-        actor=actor,
+    draft = report.draft(
+        home.fingerprint, branch.tensors(), data_md5=data.md5, data_path=data.path, description=description,
+        run_id=run_id, config={"data": data.describe(), "profile_plot": report.plot},
     )
+    record = home.registry.add_version(name, draft, promote=promote, actor=actor)
     live.versions[name] = record
     return AddedTask(report, record, live)

@@ -11,7 +11,7 @@ def test_tasks_lists_live_versions_branches_and_accuracy(trained):
     rows = {t["name"]: t for t in listed["tasks"]}
     assert set(rows) == {"digits", "mnist"}
     assert rows["digits"]["num_versions"] == 2 and rows["mnist"]["live_version"] == 1
-    assert rows["mnist"]["branch"] == {"start": 14, "end": 15, "block_names": ["blocks.5.3", "blocks.6.0"]}
+    assert rows["mnist"]["branch"] == {"start": 14, "stop": 16, "block_names": ["blocks.5.3", "blocks.6.0"]}
     assert rows["mnist"]["class_names"] == [str(i) for i in range(10)]
     assert 0 <= rows["mnist"]["test_acc"] <= 1 and rows["mnist"]["extra_cost_pct"] > 0
     table = trained.ok("tasks").stdout
@@ -20,7 +20,8 @@ def test_tasks_lists_live_versions_branches_and_accuracy(trained):
 
 def test_show_a_named_version_and_its_profile(trained):
     v1 = trained.json("show", "digits", "--version", "1")
-    assert (v1["branch_start"], v1["branch_end"], v1["live"], v1["parent_version"]) == (14, 15, False, None)
+    assert (v1["branch"]["start"], v1["branch"]["stop"], v1["live"], v1["parent_version"]) == (14, 16, False, None)
+    assert v1["branch"]["block_names"] == ["blocks.5.3", "blocks.6.0"] and "end" not in v1["branch"]
     assert v1["profile"] == []  # fixed --branch: nothing profiled
     human = trained.ok("show", "digits").stdout
     assert "digits v2 (live)" in human and "finetuning profile" in human and "second try" in human
@@ -122,6 +123,16 @@ def test_gc_removes_unreferenced_files_only(own_trained):
     stray.write_bytes(b"left behind by an interrupted write")
     kept = _weights_file(own_trained)
     assert own_trained.json("gc")["deleted"] == []  # younger than the 15-minute grace period
+
+    dry = own_trained.json("gc", "--min-age", "0", "--dry-run")
+    assert dry == {"dry_run": True, "deleted": [], "would_delete": ["objects/ab/.tmp-interrupted.safetensors"]}
+    assert stray.is_file()  # a dry run deletes nothing
+    human = own_trained.ok("gc", "--min-age", "0", "--dry-run").stdout
+    assert "would delete 1 unreferenced file(s)" in human and "objects/ab/.tmp-interrupted.safetensors" in human
+    assert stray.is_file()
+    logged = [e["details"] for e in own_trained.json("events")["events"] if e["action"] == "gc"]
+    assert [d["dry_run"] for d in logged] == [False, True, True] and logged[-1]["deleted"] == []
+
     deleted = own_trained.json("gc", "--min-age", "0")["deleted"]
     assert deleted == ["objects/ab/.tmp-interrupted.safetensors"]
     assert not stray.exists() and kept.is_file()

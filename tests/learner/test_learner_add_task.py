@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from forkpoint.contract.branch import UnitRange
 from forkpoint.learner import AddTaskConfig, Branch, LabeledImages, MultiTaskModel, SelectionConfig, TaskData, TrainConfig, add_task
 from forkpoint.learner.cache import PrefixCache
 from forkpoint.learner.data import to_input
@@ -17,7 +18,7 @@ FAST = AddTaskConfig(
     profile=TrainConfig(epochs=1, patience=0),
     train=TrainConfig(epochs=3, patience=2),
     selection=SelectionConfig(max_blocks=2, max_extra_cost=40.0),
-    candidates=(12, 16),
+    candidates=UnitRange(12, 16),
     device="cpu",
 )
 
@@ -39,12 +40,16 @@ def test_add_two_tasks_forgets_nothing(lite0_32, digits_012, digits_789, tmp_pat
     assert {k: v for k, v in model.fingerprints().items() if k in fps} == fps
     assert model.tasks == ["low-digits", "high-digits"]
 
-    # the profile scored every candidate, greedy stayed within budgets, selection used validation only
-    assert [c.start for c in r1.profile] == [12, 13, 14, 15]
-    assert all(c.stage == "greedy" for c in r1.greedy)
+    # the probe and every candidate were scored, greedy stayed within budgets, selection used validation only
+    assert [c.stage for c in r1.profile][0] == "probe" and r1.profile[0].start == r1.profile[0].stop == 16
+    assert [c.start for c in r1.profile if c.stage == "profile"] == [12, 13, 14, 15]
+    assert all(c.stage in ("greedy", "final") for c in r1.greedy)
     assert r1.spec.stop - r1.spec.start <= 2 and r1.extra_cost_pct <= 40.0
-    best_single = max(r1.profile, key=lambda c: (c.val_acc, c.start))
-    assert r1.spec.start <= best_single.start < r1.spec.stop
+    if r1.spec.start < r1.spec.stop:  # a branch was served: it grew from a profiled unit and beat the probe
+        final = r1.greedy[-1]
+        assert final.stage == "final" and final.val_acc > r1.profile[0].val_acc
+    else:
+        assert r1.notes and "probe" in r1.notes[0]
     assert r1.split_sizes["val"] > 0 and r1.split_sizes["test"] == len(digits_012.test.labels)
     assert (tmp_path / "low-digits-profile.png").stat().st_size > 1000
     # real weights + real digits: far better than chance (1/3)
@@ -54,7 +59,7 @@ def test_add_two_tasks_forgets_nothing(lite0_32, digits_012, digits_789, tmp_pat
 
 
 def test_fixed_branch_siamese_and_determinism(lite0_32, digits_012):
-    cfg = AddTaskConfig(train=TrainConfig(epochs=2, patience=0), branch=(14, 15), siamese=True, device="cpu")
+    cfg = AddTaskConfig(train=TrainConfig(epochs=2, patience=0), branch=UnitRange(14, 16), siamese=True, device="cpu")
     a, b = MultiTaskModel(lite0_32), MultiTaskModel(lite0_32)
     ra = add_task(a, "t", digits_012, cfg)
     rb = add_task(b, "t", digits_012, cfg)
@@ -65,7 +70,7 @@ def test_fixed_branch_siamese_and_determinism(lite0_32, digits_012):
 
 
 def test_streaming_matches_cached_activations(lite0_32, digits_012):
-    cfg = AddTaskConfig(train=TrainConfig(epochs=2, patience=0), branch=(13, 13), device="cpu")
+    cfg = AddTaskConfig(train=TrainConfig(epochs=2, patience=0), branch=UnitRange(13, 14), device="cpu")
     cached, streamed = MultiTaskModel(lite0_32), MultiTaskModel(lite0_32)
     add_task(cached, "t", digits_012, cfg)
     add_task(streamed, "t", digits_012, AddTaskConfig(**{**cfg.__dict__, "cache_budget_mb": 0.001}))
@@ -79,7 +84,7 @@ def test_default_profile_covers_exactly_the_affordable_units(lite0_32):
     units = profile_candidates(lite0_32, AddTaskConfig(selection=SelectionConfig(max_extra_cost=30.0)))
     assert units == [i for i in range(16) if lite0_32.extra_cost_pct(i) <= 30.0]
     assert units and units[-1] == 15 and lite0_32.extra_cost_pct(units[0] - 1) > 30.0
-    assert profile_candidates(lite0_32, AddTaskConfig(candidates=(0, 16))) == list(range(16))
+    assert profile_candidates(lite0_32, AddTaskConfig(candidates=UnitRange(0, 16))) == list(range(16))
 
 
 def test_prefix_cache_reuses_work_across_depths(lite0_32, digits_012):
@@ -139,10 +144,32 @@ def test_bad_options_are_refused(lite0_32, digits_012):
     model = MultiTaskModel(lite0_32)
     with pytest.raises(ConfigError, match="invalid task name"):
         add_task(model, "../escape", digits_012, FAST)
-    with pytest.raises(ConfigError, match="outside"):
-        add_task(model, "t", digits_012, AddTaskConfig(branch=(3, 99)))
+    with pytest.raises(ConfigError, match="not a unit range"):
+        add_task(model, "t", digits_012, AddTaskConfig(branch=UnitRange(3, 99)))
+    with pytest.raises(ConfigError, match="UnitRange"):
+        AddTaskConfig(branch=(3, 4))
     with pytest.raises(ConfigError, match="budget"):
         add_task(model, "t", digits_012, AddTaskConfig(**{**FAST.__dict__, "selection": SelectionConfig(max_extra_cost=1.0)}))
     with pytest.raises(ConfigError, match="no block fits the extra-cost budget"):
         add_task(model, "t", digits_012, AddTaskConfig(selection=SelectionConfig(max_extra_cost=1.0)))
     assert model.tasks == []
+
+
+def test_the_probe_is_served_when_no_branch_beats_it(lite0_32, digits_012):
+    """With a margin no branch can clear, selection keeps the linear probe: head only, no extra cost."""
+    cfg = AddTaskConfig(**{**FAST.__dict__, "selection": SelectionConfig(max_blocks=1, max_extra_cost=40.0, eps=1.0)})
+    model = MultiTaskModel(lite0_32)
+    r = add_task(model, "t", digits_012, cfg)
+    assert (r.spec.start, r.spec.stop) == (16, 16) and r.extra_cost_pct == 0.0
+    assert r.greedy[-1].stage == "final" and "serving the probe" in r.notes[0]
+    assert r.trainable_params == 3 * (lite0_32.num_features + 1)
+    probe = r.profile[0]
+    assert probe.stage == "probe" and r.val_acc == probe.val_acc
+    # served through the shared pass like any branch
+    x = _inputs(lite0_32, digits_012)
+    assert model(x)["t"].shape == (len(x), 3)
+
+
+def test_fixed_probe_branch_from_the_contract(lite0_32, digits_012):
+    r = add_task(MultiTaskModel(lite0_32), "t", digits_012, AddTaskConfig(branch=UnitRange.probe(16), device="cpu"))
+    assert (r.spec.start, r.spec.stop) == (16, 16) and r.test_acc > 0.7

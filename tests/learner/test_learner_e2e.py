@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from forkpoint.contract.branch import UnitRange
 from forkpoint.learner import AddTaskConfig, MultiTaskModel, SelectionConfig, TaskData, TrainConfig, add_task, load_backbone
 from forkpoint.learner.data import to_input
 
@@ -22,7 +23,7 @@ def test_real_backbone_two_real_tasks_no_forgetting(tmp_path_factory):
         profile=TrainConfig(epochs=1, patience=0),
         train=TrainConfig(epochs=5, patience=3),
         selection=SelectionConfig(max_blocks=2),
-        candidates=(10, 16),
+        candidates=UnitRange(10, 16),
         device="cpu",
     )
     r1 = add_task(model, "mnist", mnist, cfg)

@@ -18,12 +18,14 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 import torch
+
+from forkpoint.contract import BranchSpec, VersionDraft
 
 HERE = Path(__file__).resolve().parent
 WORKER = HERE / "registry_worker.py"
@@ -155,9 +157,9 @@ OTHER_FINGERPRINT = hashlib.sha256(b"another-trunk").hexdigest()
 CLASSES = ["cat", "dog", "fox"]
 
 
-def branch_spec(start: int = 9, end: int = 11, n_classes: int = 3, feature_dim: int = 16, siamese: bool = False) -> dict:
-    return {"start": start, "stop": end + 1, "end": end, "block_names": BLOCKS[start : end + 1], "siamese": siamese,
-            "num_classes": n_classes, "feature_dim": feature_dim, "head_shape": [n_classes, feature_dim]}
+def branch_spec(start: int = 9, stop: int = 12, n_classes: int = 3, feature_dim: int = 16, siamese: bool = False) -> BranchSpec:
+    """Units ``[start, stop)`` of BLOCKS plus a head (the contract's half-open convention)."""
+    return BranchSpec(start, stop, n_classes, feature_dim, siamese)
 
 
 def branch_tensors(seed: int, n_classes: int = 3, feature_dim: int = 16) -> dict[str, torch.Tensor]:
@@ -172,17 +174,23 @@ def branch_tensors(seed: int, n_classes: int = 3, feature_dim: int = 16) -> dict
 
 
 def version_kwargs(seed: int = 0, **over: Any) -> dict[str, Any]:
-    """Everything add_version needs except the task name and tensors (JSON-able, for workers too)."""
+    """A draft's fields except the tensors, JSON-able (the spec as a dict) so workers can receive them."""
     kw: dict[str, Any] = dict(
-        backbone_fingerprint=FINGERPRINT, class_names=CLASSES, branch=branch_spec(),
+        backbone_fingerprint=FINGERPRINT, class_names=CLASSES, spec=asdict(branch_spec()), block_names=BLOCKS,
         metrics={"val_acc": 0.9, "test_acc": 0.88, "per_class": {"cat": 0.9, "dog": 0.85, "fox": 0.89}},
-        profile=[{"start": 9, "end": 11, "val_acc": 0.9}, {"start": 12, "end": 14, "val_acc": 0.87}],
+        profile=[{"start": 9, "stop": 12, "val_acc": 0.9}, {"start": 12, "stop": 15, "val_acc": 0.87}],
         config={"lr": 0.01, "epochs": 3, "seed": seed}, data_md5="0123456789abcdef0123456789abcdef.dir",
         data_path="data/pets", split_seed=seed, split_sizes={"train": 80, "val": 10, "test": 10},
         trainable_params=350_000, total_params=4_650_000, extra_cost_pct=12.5, description="pets",
     )
     kw.update(over)
     return kw
+
+
+def make_draft(tensors: Any, **fields: Any) -> VersionDraft:
+    """A VersionDraft as the learner's ``TaskReport.draft`` builds one; ``spec`` may be a BranchSpec or its dict."""
+    spec = fields.pop("spec")
+    return VersionDraft(spec=spec if isinstance(spec, BranchSpec) else BranchSpec(**spec), tensors=tensors, **fields)
 
 
 class Sample:
@@ -200,9 +208,12 @@ class Sample:
         return self.reg.register_backbone("tf_efficientnet_lite0", "embedded:test", fingerprint, BLOCKS, 224,
                                           [0.5, 0.5, 0.5], [0.5, 0.5, 0.5], trunk_tensors=trunk_tensors)
 
-    def add(self, task: str = "pets", seed: int = 0, tensors: dict | None = None, **over: Any):
-        return self.reg.add_version(task, tensors=tensors if tensors is not None else branch_tensors(seed),
-                                    **version_kwargs(seed, **over))
+    def draft(self, seed: int = 0, tensors: dict | None = None, **over: Any) -> VersionDraft:
+        return make_draft(tensors if tensors is not None else branch_tensors(seed), **version_kwargs(seed, **over))
+
+    def add(self, task: Any = "pets", seed: int = 0, tensors: dict | None = None, *, promote: bool = True,
+            actor: str | None = None, **over: Any):
+        return self.reg.add_version(task, self.draft(seed, tensors, **over), promote=promote, actor=actor)
 
     def snapshot(self) -> tuple:
         """Row counts of every table and the object files: equal snapshots = nothing written."""
@@ -258,4 +269,5 @@ def forker() -> Iterator[Forker]:
 Sample.spec = staticmethod(branch_spec)  # type: ignore[attr-defined]
 Sample.tensors = staticmethod(branch_tensors)  # type: ignore[attr-defined]
 Sample.kwargs = staticmethod(version_kwargs)  # type: ignore[attr-defined]
+Sample.make_draft = staticmethod(make_draft)  # type: ignore[attr-defined]
 Sample.other_fingerprint = OTHER_FINGERPRINT  # type: ignore[attr-defined]

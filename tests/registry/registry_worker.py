@@ -9,7 +9,7 @@ op, so forking it is safe.
 Protocol (one JSON object per line):
   stdin   {"home": str, "url": str|null, "env": {...}, "jobs": [job, ...]}
   stdout  [{"exit": int|null, "signal": int|null, "result": ...|null, "error": str|null}, ...]
-job: {"task": name, "count": n, "seed": s, "kwargs": {...add_version kwargs...}}.
+job: {"task": name, "count": n, "seed": s, "kwargs": {...draft fields, JSON-able (conftest.version_kwargs)...}}.
 All jobs of one request start together (a barrier after opening the registry); a job
 adds ``count`` versions with tensor seeds s, s+1, … and returns [[version, sha256], …].
 """
@@ -24,7 +24,7 @@ import time
 import traceback
 from pathlib import Path
 
-from conftest import branch_tensors  # this directory is sys.path[0]
+from conftest import branch_tensors, make_draft  # this directory is sys.path[0]
 
 from forkpoint.registry import Registry
 
@@ -38,7 +38,7 @@ def _child(req: dict, job: dict, barrier: Path, parties: int, out: Path) -> None
         time.sleep(0.002)
     done = []
     for i in range(job.get("count", 1)):
-        rec = reg.add_version(job["task"], tensors=branch_tensors(job["seed"] + i), **job["kwargs"])
+        rec = reg.add_version(job["task"], make_draft(branch_tensors(job["seed"] + i), **job["kwargs"]))
         done.append([rec.version, rec.weights_sha256])
     reg.close()
     out.write_text(json.dumps(done))

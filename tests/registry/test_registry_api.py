@@ -35,7 +35,10 @@ def test_add_version_records_everything_and_loads_back(reg, ready):
     tensors = ready.tensors(7)
     v1 = ready.add("pets", tensors=tensors, run_id="run-2024-01")
     assert (v1.task, v1.version, v1.live, v1.status, v1.parent_version) == ("pets", 1, True, "promoted", None)
-    assert (v1.branch_start, v1.branch_end, v1.block_names) == (9, 11, ("blocks.4.1", "blocks.4.2", "blocks.5.0"))
+    assert (v1.branch_start, v1.branch_stop, v1.block_names) == (9, 12, ("blocks.4.1", "blocks.4.2", "blocks.5.0"))
+    assert v1.spec == ready.spec() and v1.units.human() == "9:11"
+    assert v1.branch == {"start": 9, "stop": 12, "num_classes": 3, "feature_dim": 16, "siamese": False,
+                         "block_names": ["blocks.4.1", "blocks.4.2", "blocks.5.0"], "head_shape": [3, 16]}
     assert v1.head_shape == (3, 16) and v1.siamese is False and v1.class_names == ("cat", "dog", "fox")
     assert v1.data_md5.endswith(".dir") and v1.split_sizes == {"train": 80, "val": 10, "test": 10}
     assert v1.metrics["per_class"]["dog"] == 0.85 and v1.profile[1]["start"] == 12 and v1.config["lr"] == 0.01
@@ -83,7 +86,7 @@ def test_promote_and_rollback_move_only_the_live_pointer(reg, ready):
 
 def test_history_diff_and_audit_trail(reg, ready):
     ready.add("pets", seed=0)
-    ready.add("pets", seed=1, branch=ready.spec(12, 14), data_md5="ffffffffffffffffffffffffffffffff.dir",
+    ready.add("pets", seed=1, spec=ready.spec(12, 15), data_md5="ffffffffffffffffffffffffffffffff.dir",
               metrics={"val_acc": 0.93, "test_acc": 0.9, "per_class": {"cat": 0.95, "dog": 0.85, "fox": 0.89}},
               config={"lr": 0.003, "epochs": 3, "seed": 1})
     reg.promote("pets", 1, actor="alice@lab")
@@ -94,8 +97,9 @@ def test_history_diff_and_audit_trail(reg, ready):
     json.dumps(hist.to_dict())
 
     d = reg.diff("pets", 1, 2)
-    assert d.changes["branch_start"] == (9, 12) and d.changes["branch_end"] == (11, 14)
-    assert d.changes["block_names"][1] == ("blocks.5.1", "blocks.5.2", "blocks.5.3")
+    assert d.changes["branch.start"] == (9, 12) and d.changes["branch.stop"] == (12, 15)
+    assert d.changes["branch.block_names"][1] == ["blocks.5.1", "blocks.5.2", "blocks.5.3"]
+    assert "branch.num_classes" not in d.changes and "branch.head_shape" not in d.changes
     assert d.changes["metrics.val_acc"] == (0.9, 0.93) and d.changes["metrics.per_class.cat"] == (0.9, 0.95)
     assert "metrics.per_class.dog" not in d.changes
     assert d.changes["config.lr"] == (0.01, 0.003) and d.changes["data_md5"][1].startswith("ffff")
@@ -112,7 +116,7 @@ def test_live_returns_what_rebuilds_the_multitask_model(reg, ready):
     ready.add("pets", seed=1)
     ready.add("pets", seed=2)
     reg.promote("pets", 1)
-    ready.add("birds", seed=3, class_names=["owl", "tit", "jay", "emu"], branch=ready.spec(3, 5, n_classes=4),
+    ready.add("birds", seed=3, class_names=["owl", "tit", "jay", "emu"], spec=ready.spec(3, 6, n_classes=4),
               tensors=ready.tensors(3, n_classes=4))
     ready.add("staged-only", seed=4, promote=False)
     ready.backbone(fingerprint=ready.other_fingerprint)
@@ -150,3 +154,19 @@ def test_reopening_keeps_everything(home, db_url, reg, ready):
     with Registry.open(home, db_url) as again:
         assert again.show("pets") == v
         assert (home / "registry.db").exists() == (db_url is None)
+
+
+def test_weights_live_wherever_the_store_says(home, db_url, sample, tmp_path):
+    """The registry writes and reads weights only through its WeightStore."""
+    from forkpoint.registry.store import LocalObjectStore, WeightStore
+
+    elsewhere = LocalObjectStore(tmp_path / "shared-weights" / "objects")
+    with Registry.open(home, db_url, store=elsewhere) as reg:
+        assert isinstance(reg.store, WeightStore) and reg.store is elsewhere
+        sample = type(sample)(reg)
+        sample.backbone()
+        v = sample.add("pets", seed=3)
+        assert elsewhere.exists(v.weights_sha256) and not (home / "objects").exists()
+        assert list(elsewhere.keys()) == [v.weights_path] and elsewhere.digest_of(v.weights_path) == v.weights_sha256
+        assert torch.equal(reg.load_tensors("pets")["head.weight"], sample.tensors(3)["head.weight"])
+        assert reg.verify().ok

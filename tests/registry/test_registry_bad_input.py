@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
 
+from forkpoint.contract import BranchSpec
 from forkpoint.contract.errors import ForkpointError
 from forkpoint.registry import (
     BackboneMismatchError,
@@ -90,27 +92,26 @@ def test_wrong_backbone(reg, ready):
 
 
 BAD_BRANCH_CASES = [
-    "end past the last block", "start after end", "stop disagrees with end", "head-only but with blocks", "negative start", "names of other blocks",
-    "names from another backbone", "head rows != classes", "head cols != feature_dim",
-    "num_classes != class names", "missing key", "siamese not bool",
+    "stop past the last block", "start after stop", "empty range before the last block", "negative start",
+    "start not an integer", "names from another backbone", "one block name missing", "num_classes != class names",
+    "feature_dim not positive", "siamese not bool", "legacy dict instead of a BranchSpec",
 ]
 
 
-def _bad_branches(sample):
-    spec = sample.spec
+def _bad_drafts(sample) -> dict:
+    spec, draft = sample.spec, sample.draft
     return {
-        "end past the last block": spec(14, 16),
-        "start after end": {**spec(), "start": 12, "end": 11},
-        "stop disagrees with end": {**spec(), "stop": 11},
-        "head-only but with blocks": {**spec(), "start": 16, "end": 15},
-        "negative start": {**spec(), "start": -1},
-        "names of other blocks": {**spec(), "block_names": ["blocks.4.0", "blocks.4.1", "blocks.4.2"]},
-        "names from another backbone": {**spec(), "block_names": ["layer3.0", "layer3.1", "layer3.2"]},
-        "head rows != classes": {**spec(), "head_shape": [4, 16]},
-        "head cols != feature_dim": {**spec(), "head_shape": [3, 32]},
-        "num_classes != class names": {**spec(), "num_classes": 4, "head_shape": [4, 16]},
-        "missing key": {k: v for k, v in spec().items() if k != "siamese"},
-        "siamese not bool": {**spec(), "siamese": "yes"},
+        "stop past the last block": draft(spec=spec(14, 17)),
+        "start after stop": draft(spec=spec(12, 11)),
+        "empty range before the last block": draft(spec=spec(5, 5)),  # head-only is start == stop == 16
+        "negative start": draft(spec=spec(-1, 12)),
+        "start not an integer": draft(spec=BranchSpec("9", 12, 3, 16)),
+        "names from another backbone": draft(block_names=[f"layer{i}" for i in range(16)]),
+        "one block name missing": draft(block_names=sample.blocks[:-1]),
+        "num_classes != class names": draft(spec=spec(n_classes=4), tensors=sample.tensors(0, n_classes=4)),
+        "feature_dim not positive": draft(spec=spec(feature_dim=0)),
+        "siamese not bool": draft(spec=BranchSpec(9, 12, 3, 16, "yes")),  # type: ignore[arg-type]
+        "legacy dict instead of a BranchSpec": replace(draft(), spec={"start": 9, "end": 11, "num_classes": 3, "feature_dim": 16}),
     }
 
 
@@ -118,7 +119,7 @@ def _bad_branches(sample):
 def test_branch_that_does_not_fit_the_trunk(reg, ready, case):
     before = ready.snapshot()
     with pytest.raises(BranchSpecError) as e:
-        ready.add("pets", branch=_bad_branches(ready)[case])
+        reg.add_version("pets", _bad_drafts(ready)[case])
     _one_line(e)
     assert ready.snapshot() == before
 
@@ -128,6 +129,8 @@ def test_weights_that_disagree_with_the_spec_or_are_broken(reg, ready):
     no_head = {k: v for k, v in ready.tensors(0).items() if k != "head.weight"}
     with pytest.raises(BranchSpecError, match="head_shape"):
         ready.add("pets", tensors=no_head)
+    with pytest.raises(BranchSpecError, match=r"head_shape \[3, 16\]"):  # head cols != feature_dim
+        ready.add("pets", tensors={**ready.tensors(0), "head.weight": torch.zeros(3, 32)})
     for dtype in (torch.float32, torch.float16, torch.bfloat16):
         for bad in (math.nan, math.inf):
             broken = {**ready.tensors(0), "head.bias": torch.tensor([0.0, bad, 1.0], dtype=dtype)}
@@ -138,24 +141,38 @@ def test_weights_that_disagree_with_the_spec_or_are_broken(reg, ready):
     with pytest.raises(InvalidInputError, match="not str -> torch.Tensor"):
         ready.add("pets", tensors={"head.weight": [[0.0] * 16] * 3})
     assert ready.snapshot() == before
-    siamese = ready.add("pets", branch={**ready.spec(siamese=True), "head_shape": [3, 32]},
-                        tensors={**ready.tensors(0), "head.weight": torch.zeros(3, 32)})
-    assert siamese.siamese and siamese.head_shape == (3, 32)
-    probe = ready.add("probe", branch={**ready.spec(), "start": 16, "stop": 16, "end": 15, "block_names": []},
-                      tensors={"head.weight": torch.zeros(3, 16), "head.bias": torch.zeros(3)})
-    assert (probe.branch_start, probe.branch_end, probe.block_names) == (16, 15, ())
+    siamese = ready.add("pets", spec=ready.spec(siamese=True), tensors={**ready.tensors(0), "head.weight": torch.zeros(3, 32)})
+    assert siamese.siamese and siamese.head_shape == (3, 32) and siamese.spec.head_in == 32
+    probe = ready.add("probe", spec=ready.spec(16, 16), tensors={"head.weight": torch.zeros(3, 16), "head.bias": torch.zeros(3)})
+    assert (probe.branch_start, probe.branch_stop, probe.block_names) == (16, 16, ())
+    assert probe.spec.is_probe and probe.branch["block_names"] == [] and "end" not in probe.branch
 
 
-def test_learner_branch_spec_dicts_are_accepted(reg, ready):
-    """Contract with the learner: BranchSpec.to_dict() is what add_version receives."""
-    from forkpoint.learner.branch import BranchSpec
+def test_learner_drafts_are_accepted(reg, ready):
+    """Contract with the learner: what TaskReport.draft() builds is what add_version takes, unchanged."""
+    from forkpoint.learner.task import TaskReport
 
     for spec, head in ((BranchSpec(9, 12, 3, 16), (3, 16)), (BranchSpec(0, 16, 3, 16, siamese=True), (3, 32)),
                        (BranchSpec(16, 16, 3, 16), (3, 16))):
-        rec = ready.add(f"t{spec.start}-{spec.stop}", branch=spec.to_dict(list(ready.blocks)),
-                        tensors={"head.weight": torch.zeros(*head)})
-        assert (rec.branch_start, rec.branch_end, rec.head_shape) == (spec.start, spec.end, head)
-        assert BranchSpec.from_dict(rec.branch) == spec
+        report = TaskReport(
+            name="t", class_names=list(ready.classes), spec=spec, block_names=list(ready.blocks), profile=[], greedy=[],
+            val_acc=0.5, test_acc=None, per_class_test_acc={}, trainable_params=10, total_params=100, extra_cost_pct=1.5,
+            split_sizes={"train": 6, "val": 3, "test": 0}, timings={"total_s": 1.0}, device="cpu", config={"split_seed": 4},
+        )
+        draft = report.draft(ready.fingerprint, {"head.weight": torch.zeros(*head)}, data_md5=None, data_path=None,
+                             description="from a report", run_id="r1", config={"data": {"source": "test"}})
+        rec = reg.add_version(f"t{spec.start}-{spec.stop}", draft)
+        assert rec.spec == spec and rec.head_shape == head and rec.branch == spec.to_dict(list(ready.blocks))
+        assert (rec.split_seed, rec.run_id, rec.description) == (4, "r1", "from a report")
+        assert rec.config == {"split_seed": 4, "data": {"source": "test"}} and rec.metrics["timings"] == {"total_s": 1.0}
+
+
+def test_something_that_is_not_a_draft_writes_nothing(reg, ready):
+    before = ready.snapshot()
+    with pytest.raises(InvalidInputError, match="VersionDraft") as e:
+        reg.add_version("pets", ready.kwargs())  # the fields, but not a draft
+    _one_line(e)
+    assert ready.snapshot() == before
 
 
 @pytest.mark.parametrize("field, value, match", [
@@ -168,6 +185,7 @@ def test_learner_branch_spec_dicts_are_accepted(reg, ready):
     ("split_seed", "0", "integer"),
     ("class_names", ["cat", "cat", "fox"], "distinct"),
     ("data_md5", "", "non-empty"),
+    ("parent_version", "1", "version number"),
 ])
 def test_unstorable_values(reg, ready, field, value, match):
     before = ready.snapshot()

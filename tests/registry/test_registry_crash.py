@@ -31,7 +31,7 @@ def test_sigkill_during_add_version_leaves_a_consistent_registry(home, db_url, r
         assert [e.action for e in after.audit_events()] == ["register_backbone", "add_version"]
         report = after.verify()
         assert report.ok, report.problems
-        new_object = after.store.path(_digest_of(ready.tensors(1)))
+        new_object = after.store.rel(_digest_of(ready.tensors(1)))
         expected_orphans = () if point == "before_write" else (new_object,)
         assert report.orphans == expected_orphans
         assert after.gc(min_age_s=0) == list(expected_orphans)

@@ -111,19 +111,40 @@ def test_verify_checks_data_md5_against_dvc(reg, ready, tmp_path):
 
 def test_orphans_are_reported_not_problems_and_gc_removes_only_them(reg, ready):
     kept = ready.add("pets")
-    orphan = reg.store.path(reg.store.put(b"not referenced by any row"))
-    stray = orphan.parent / ".tmp-crashed-write.safetensors"
-    stray.write_bytes(b"half a file")
+    orphan_sha = reg.store.put(b"not referenced by any row")
+    orphan, orphan_path = reg.store.rel(orphan_sha), reg.store.path(orphan_sha)
+    stray_path = orphan_path.parent / ".tmp-crashed-write.safetensors"
+    stray_path.write_bytes(b"half a file")
+    stray = reg.store.key_of(stray_path)
     report = reg.verify()
     assert report.ok and set(report.orphans) == {orphan, stray}
+    assert stray == f"objects/{orphan_sha[:2]}/.tmp-crashed-write.safetensors"
 
     assert reg.gc() == []  # young files may belong to a write in flight
-    old = orphan.stat().st_mtime - 3600
-    os.utime(orphan, (old, old))
-    assert reg.gc() == [orphan] and stray.exists()
+    old = orphan_path.stat().st_mtime - 3600
+    os.utime(orphan_path, (old, old))
+    assert reg.gc() == [orphan] and stray_path.exists() and not orphan_path.exists()
     assert reg.gc(min_age_s=0) == [stray]
     assert reg.verify().orphans == () and reg.verify().ok
     assert torch.equal(reg.load_tensors("pets")["head.weight"], ready.tensors(0)["head.weight"])
     assert (reg.home / kept.weights_path).exists()
     gcs = reg.audit_events(action="gc")
     assert [len(e.details["deleted"]) for e in gcs] == [0, 1, 1]
+    assert [e.details["dry_run"] for e in gcs] == [False, False, False]
+
+
+def test_gc_dry_run_lists_what_it_would_delete_and_deletes_nothing(reg, ready):
+    kept = ready.add("pets")
+    orphan_sha = reg.store.put(b"not referenced by any row")
+    orphan = reg.store.rel(orphan_sha)
+    before = ready.snapshot()
+
+    assert reg.gc(min_age_s=0, dry_run=True) == [orphan]
+    assert reg.store.exists(orphan_sha) and reg.store.files() == list(before[1])
+    assert reg.verify().orphans == (orphan,)
+    event = reg.audit_events(action="gc")[-1]
+    assert event.details["dry_run"] is True and event.details["would_delete"] == [orphan]
+    assert event.details["deleted"] == [] and event.details["bytes_freed"] == 0
+
+    assert reg.gc(min_age_s=0) == [orphan] and not reg.store.exists(orphan_sha)  # the real run deletes exactly that
+    assert reg.gc(min_age_s=0, dry_run=True) == [] and reg.store.exists(kept.weights_sha256)

@@ -1,0 +1,215 @@
+"""The alternatives to SubTuning, defined once: full finetuning, the linear probe, LoRA.
+
+The benchmarks (``benchmarks/``) and the Avalanche harness (``scenarios/``) both build and
+train them from here, with the learner's own recipe: AdamW, the cosine step schedule of
+:func:`forkpoint.learner.train.schedule`, head at ``head_lr``, body at ``lr``, the same
+batch order for a seed, validation scored at the same steps and the best state (accuracy,
+then loss) kept. So a comparison measures *what* is trained, not *how*, and the same
+images and seed give the same numbers in both places.
+
+BatchNorm rule for full finetuning: the private copy trains in plain train mode (its
+BatchNorm layers use batch statistics and update their running ones; the model's own
+dropout is on), and is scored in eval mode. That is what finetuning a whole network
+normally means, and the copy is private, so nothing shared can move. Measured on real
+data (Lite0, MNIST 50/class, 48 px, 3 epochs, 3 seeds): train-mode BN reached
+{BN_MEASURED}. SubTuning's branches keep the trunk's statistics (see ``Branch.train``):
+they share everything after their last tuned unit with the frozen trunk, whose later
+units expect the trunk's statistics.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from forkpoint.contract.errors import ConfigError
+from forkpoint.learner.backbone import Backbone
+from forkpoint.learner.branch import Branch
+from forkpoint.learner.cache import PrefixCache
+from forkpoint.learner.train import TrainConfig, accuracy, autocast_for, fit, schedule
+
+# (inputs, labels): inputs are backbone-ready images (N, 3, R, R) or, for branches, a PrefixCache of them
+Labelled = tuple[torch.Tensor | PrefixCache, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class BaselineFit:
+    """How one baseline's training went (the model itself is returned next to it)."""
+
+    val_acc: float
+    evals: int  # validation passes run
+    steps: int  # optimizer steps run
+    seconds: float  # training, including its validation passes
+    trainable_params: int
+
+
+# -- full finetuning ----------------------------------------------------------------------
+def trainable_copy(backbone: Backbone) -> nn.Module:
+    """A deep copy of the pretrained timm model with every weight trainable; the frozen original is never touched.
+
+    Kept channels-last: on CPU that trains Lite0's depthwise convolutions ~2.4x faster.
+    """
+    model = copy.deepcopy(backbone.model).to(memory_format=torch.channels_last)
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return model
+
+
+def pooled_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """timm model -> pooled feature vector (what the trunk's tail returns; no classifier)."""
+    x = x.contiguous(memory_format=torch.channels_last)
+    return model.forward_head(model.forward_features(x), pre_logits=True)
+
+
+class FullFinetune(nn.Module):
+    """A private, fully trainable copy of the backbone plus a linear head (train/eval modes as usual)."""
+
+    def __init__(self, backbone: Backbone, num_classes: int, seed: int = 0) -> None:
+        super().__init__()
+        self.net = trainable_copy(backbone)
+        n = backbone.num_blocks
+        # the head a learner branch with the same seed starts from
+        self.head = Branch.new(backbone, n, n, num_classes, seed=seed).head
+        self.head.requires_grad_(True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(pooled_features(self.net, x))
+
+
+@torch.no_grad()
+def logits_of(module: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int = 256) -> torch.Tensor:
+    """Float32 logits of ``module`` (in eval mode) for every row of ``x``, on the CPU."""
+    was_training = module.training
+    module.eval()
+    out = []
+    try:
+        with autocast_for(device):
+            for i in range(0, len(x), batch_size):
+                out.append(module(x[i:i + batch_size].to(device)).float().cpu())
+    finally:
+        module.train(was_training)
+    return torch.cat(out) if out else torch.empty(0)
+
+
+def predict(module: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int = 256) -> torch.Tensor:
+    return logits_of(module, x, device, batch_size).argmax(1)
+
+
+def fit_full_finetune(
+    backbone: Backbone, num_classes: int, train: Labelled, val: Labelled, cfg: TrainConfig, device: torch.device,
+) -> tuple[FullFinetune, BaselineFit]:
+    """Finetune every weight of a fresh copy, the learner's way; returns it at its best validation state, in eval mode."""
+    torch.manual_seed(cfg.seed)
+    model = FullFinetune(backbone, num_classes, cfg.seed).to(device)
+    (x_train, y_train), (x_val, y_val) = train, val
+    if not isinstance(x_train, torch.Tensor) or not isinstance(x_val, torch.Tensor):
+        raise ConfigError("full finetuning trains on images, not on a prefix cache: pass the backbone-ready inputs")
+    gen = torch.Generator().manual_seed(cfg.seed)
+    opt = torch.optim.AdamW(
+        [{"params": list(model.head.parameters()), "lr": cfg.head_lr}, {"params": list(model.net.parameters()), "lr": cfg.lr}],
+        weight_decay=cfg.weight_decay,
+    )
+    total_steps, eval_every = schedule(cfg, len(x_train))
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
+    y_dev = y_train.to(device)
+    best: tuple[float, float] | None = None
+    best_state, best_eval, stale, step, evals = None, 0, 0, 0, 0
+    t0 = time.perf_counter()
+    model.train()  # logits_of() scores in eval mode and puts it back
+    while step < total_steps:
+        order = torch.randperm(len(x_train), generator=gen)
+        for i in range(0, len(order), cfg.batch_size):
+            idx = order[i:i + cfg.batch_size]
+            with autocast_for(device):
+                logits = model(x_train[idx].to(device))
+            loss = F.cross_entropy(logits.float(), y_dev[idx.to(device)], label_smoothing=cfg.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            step += 1
+            at_end = step >= total_steps
+            if not (at_end or (cfg.keep_best_epoch and step % eval_every == 0)):
+                continue
+            evals += 1
+            val_logits = logits_of(model, x_val, device)
+            key = (accuracy(val_logits.argmax(1), y_val), -float(F.cross_entropy(val_logits, y_val.cpu())))
+            if best is None or key > best:
+                best, best_eval, stale = key, evals, 0
+                best_state = copy.deepcopy(model.state_dict()) if not at_end else None
+            else:
+                stale += 1
+                if cfg.keep_best_epoch and cfg.patience and stale >= cfg.patience:
+                    total_steps = step  # stop: validation stopped improving
+            if step >= total_steps:
+                break
+    seconds = time.perf_counter() - t0
+    if best_state is not None and best_eval != evals:
+        model.load_state_dict(best_state)
+    model.eval()
+    assert best is not None
+    return model, BaselineFit(best[0], evals, step, seconds, sum(p.numel() for p in model.parameters()))
+
+
+# -- branches: the linear probe and LoRA, trained by the learner's own fit ------------------
+def linear_probe(backbone: Backbone, num_classes: int, seed: int = 0) -> Branch:
+    """The empty branch (``start == stop == num_blocks``): a linear head on the frozen trunk's features."""
+    n = backbone.num_blocks
+    return Branch.new(backbone, n, n, num_classes, seed=seed)
+
+
+def lora_targets(blocks: nn.Module) -> list[str]:
+    """Dense layers LoRA can wrap: Linear and ungrouped Conv2d.
+
+    peft's LoRA on a grouped conv needs the rank divisible by the group count, which a
+    depthwise conv (groups = channels) rules out, so depthwise convs stay frozen.
+    """
+    return [
+        name for name, m in blocks.named_modules()
+        if isinstance(m, nn.Linear) or (isinstance(m, nn.Conv2d) and m.groups == 1)
+    ]
+
+
+def lora_branch(backbone: Backbone, start: int, stop: int, num_classes: int, rank: int, seed: int = 0) -> Branch:
+    """A learner branch whose copied units carry LoRA adapters (HF peft) instead of being tuned in full."""
+    from peft import LoraConfig, inject_adapter_in_model
+
+    branch = Branch.new(backbone, start, stop, num_classes, seed=seed)
+    targets = lora_targets(branch.blocks)
+    if not targets:
+        raise ConfigError(f"units {start}:{stop} of {backbone.arch} hold no Linear or ungrouped Conv2d for LoRA: pick other units")
+    torch.manual_seed(seed)  # peft draws lora_A with the global generator
+    inject_adapter_in_model(LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=targets), branch.blocks)
+    for name, p in branch.blocks.named_parameters():
+        p.requires_grad_("lora_" in name)
+    return branch.to(next(backbone.parameters()).device)
+
+
+def _cached(backbone: Backbone, data: Labelled, device: torch.device) -> tuple[PrefixCache, torch.Tensor]:
+    x, y = data
+    return (x if isinstance(x, PrefixCache) else PrefixCache(backbone, x, device)), y
+
+
+def fit_branch(backbone: Backbone, branch: Branch, train: Labelled, val: Labelled, cfg: TrainConfig,
+               device: torch.device | None = None) -> BaselineFit:
+    """Train a baseline branch (linear probe, LoRA) in place, exactly as add_task trains a SubTuning branch.
+
+    Pass PrefixCaches to share the frozen prefix's activations between methods on the same images.
+    """
+    device = device or next(backbone.parameters()).device
+    (c_train, y_train), (c_val, y_val) = _cached(backbone, train, device), _cached(backbone, val, device)
+    res = fit(backbone, branch, c_train, y_train, c_val, y_val, cfg)
+    trainable = sum(p.numel() for p in branch.parameters() if p.requires_grad)
+    return BaselineFit(res.val_acc, res.epochs_run, res.steps, res.seconds, trainable)
+
+
+def fit_linear_probe(backbone: Backbone, num_classes: int, train: Labelled, val: Labelled, cfg: TrainConfig,
+                     device: torch.device | None = None) -> tuple[Branch, BaselineFit]:
+    """A linear probe trained with ``cfg`` (its seed also seeds the head)."""
+    branch = linear_probe(backbone, num_classes, seed=cfg.seed)
+    return branch, fit_branch(backbone, branch, train, val, cfg, device)

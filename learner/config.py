@@ -1,0 +1,100 @@
+"""How a task is added, in one place: the config dataclass and the one builder every caller uses.
+
+The CLI, the demo, the scenarios harness and the benchmarks all build their configs
+with :func:`add_task_config`, so a default changes in exactly one spot. Unit ranges are
+half-open :class:`UnitRange` values (the CLI converts its inclusive syntax at the boundary).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+from forkpoint.contract.branch import UnitRange
+from forkpoint.contract.errors import ConfigError
+from forkpoint.learner.cache import DEFAULT_BUDGET_MB
+from forkpoint.learner.select import DEFAULT_EPS, DEFAULT_MAX_BLOCKS, DEFAULT_MAX_EXTRA_COST, SelectionConfig
+from forkpoint.learner.train import TrainConfig
+
+DEFAULT_EPOCHS = 10
+DEFAULT_PROFILE_EPOCHS = 3
+DEFAULT_PATIENCE = 4  # validation passes without improvement
+DEFAULT_LR = 1e-3
+DEFAULT_BATCH = 64
+# Floors on optimizer steps, so few epochs over few images still converge. Measured in
+# docs/benchmarks.md (ablation): below these the branch often ends under the probe.
+DEFAULT_MIN_STEPS = 150
+DEFAULT_PROFILE_MIN_STEPS = 100
+
+
+@dataclass(frozen=True)
+class AddTaskConfig:
+    """Everything that decides how a task is added (recorded with each task version)."""
+
+    profile: TrainConfig = TrainConfig(epochs=DEFAULT_PROFILE_EPOCHS, patience=0, keep_best_epoch=False,
+                                       min_steps=DEFAULT_PROFILE_MIN_STEPS)  # short schedule, scored at its end
+    train: TrainConfig = TrainConfig(epochs=DEFAULT_EPOCHS, patience=DEFAULT_PATIENCE, min_steps=DEFAULT_MIN_STEPS)
+    selection: SelectionConfig = SelectionConfig()
+    candidates: UnitRange | None = None  # units to profile; None = the units within the cost budget
+    branch: UnitRange | None = None  # fixed branch (UnitRange.probe(n) = head only); skips profile and selection
+    siamese: bool = False
+    lp_init: bool = True  # every branch's head starts from the fitted linear probe (LP-FT)
+    probe_candidate: bool = True  # the linear probe competes in selection and is the fallback
+    val_fraction: float = 0.15
+    split_seed: int = 0
+    device: str = "auto"
+    cache: bool = True
+    cache_budget_mb: float = DEFAULT_BUDGET_MB
+
+    def __post_init__(self) -> None:
+        if not (0.0 < self.val_fraction < 0.9):
+            raise ConfigError(f"validation fraction {self.val_fraction} must be in (0, 0.9)")
+        for what, r in (("candidates", self.candidates), ("branch", self.branch)):
+            if r is not None and not isinstance(r, UnitRange):
+                raise ConfigError(f"{what} must be a UnitRange (half-open), got {r!r}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["candidates"] = [self.candidates.start, self.candidates.stop] if self.candidates else None
+        d["branch"] = [self.branch.start, self.branch.stop] if self.branch else None
+        return d
+
+
+def add_task_config(
+    *,
+    epochs: int = DEFAULT_EPOCHS,
+    profile_epochs: int = DEFAULT_PROFILE_EPOCHS,
+    patience: int = DEFAULT_PATIENCE,
+    batch_size: int = DEFAULT_BATCH,
+    lr: float = DEFAULT_LR,
+    head_lr: float | None = None,
+    min_steps: int = DEFAULT_MIN_STEPS,
+    profile_min_steps: int = DEFAULT_PROFILE_MIN_STEPS,
+    bn_adapt: bool = False,
+    eps: float = DEFAULT_EPS,
+    budget_blocks: int = DEFAULT_MAX_BLOCKS,
+    max_extra_cost: float = DEFAULT_MAX_EXTRA_COST,
+    seed: int = 0,
+    **rest,
+) -> AddTaskConfig:
+    """The one way to build an :class:`AddTaskConfig` from flat options (CLI flags, settings).
+
+    ``rest`` passes straight to AddTaskConfig (branch, candidates, siamese, device, ...).
+    """
+    # The head starts converged (LP-FT), so it trains at the blocks' rate: 3x (the old
+    # random-head rate) undid the probe on small tasks (docs/benchmarks.md, ablation).
+    common = dict(batch_size=batch_size, lr=lr, head_lr=head_lr if head_lr is not None else lr, seed=seed, bn_adapt=bn_adapt)
+    return AddTaskConfig(
+        profile=TrainConfig(epochs=profile_epochs, patience=0, keep_best_epoch=False, min_steps=profile_min_steps, **common),
+        train=TrainConfig(epochs=epochs, patience=patience, min_steps=min_steps, **common),
+        selection=SelectionConfig(eps=eps, max_blocks=budget_blocks, max_extra_cost=max_extra_cost),
+        split_seed=seed,
+        **rest,
+    )
+
+
+def with_training(cfg: AddTaskConfig, **changes) -> AddTaskConfig:
+    """The same config with both schedules changed alike (profile keeps its scoring rule)."""
+    return replace(cfg, profile=replace(cfg.profile, **changes), train=replace(cfg.train, **changes))
+
+
+__all__ = ["AddTaskConfig", "add_task_config", "with_training"]

@@ -1,0 +1,56 @@
+"""Read-only commands stay light: reading the registry never imports torch (or timm, or safetensors).
+
+Each check runs in a fresh interpreter (``[sys.executable, "-c", ...]``), because the test
+process itself has long imported torch; it invokes ``forkpoint.cli.main`` in-process there
+and looks at ``sys.modules`` after every command.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+HEAVY = ("torch", "timm", "safetensors")
+READ_COMMANDS = [
+    ["tasks"], ["show", "digits"], ["show", "digits", "--version", "1", "--profile"], ["history", "digits"],
+    ["diff", "digits", "1", "2"], ["events"], ["events", "--task", "mnist"],
+]
+
+SCRIPT = """
+import json, sys
+from forkpoint.cli import main
+
+home, out, commands, watch = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), json.loads(sys.argv[4])
+results = []
+for args in commands:
+    code = main.main(["--home", home, *args], standalone_mode=False)
+    results.append({"args": args, "code": code, "loaded": sorted(m for m in watch if m in sys.modules)})
+with open(out, "w") as f:
+    json.dump(results, f)
+"""
+
+
+def _run(home: Path, commands: list[list[str]], watch: tuple[str, ...], tmp_path: Path, env: dict) -> list[dict]:
+    out = tmp_path / "results.json"
+    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(home), str(out), json.dumps(commands), json.dumps(watch)],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(out.read_text())
+
+
+def test_read_commands_never_import_torch(trained, tmp_path, clean_env):
+    commands = [c for args in READ_COMMANDS for c in (args, [*args, "--json"])]
+    results = _run(trained.home, commands, HEAVY, tmp_path, {**clean_env, "FORKPOINT_DATA": str(trained.data_root)})
+    assert [r["args"] for r in results] == commands  # every command ran
+    assert [r for r in results if r["code"] != 0] == []
+    assert [r for r in results if r["loaded"]] == []  # torch/timm/safetensors never imported
+
+
+def test_audit_without_data_does_not_load_the_data_layer(trained, tmp_path, clean_env):
+    """audit rebuilds the trunk and every live branch (that needs torch); --no-data skips DVC and imagedata."""
+    env = {**clean_env, "FORKPOINT_DATA": str(trained.data_root)}
+    [result] = _run(trained.home, [["audit", "--no-data", "--json"]], ("forkpoint.imagedata", "dvc", "torch"), tmp_path, env)
+    assert result["code"] == 0
+    assert result["loaded"] == ["torch"]
