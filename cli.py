@@ -351,6 +351,8 @@ def info(state: State, as_json: bool) -> None:
 @click.option("--test-fraction", type=click.FloatRange(0, 0.9, max_open=True), default=0.0, show_default=True,
               help="For a folder/CSV without its own test split: hold out this share of each class for testing (default: none, every image trains or validates).")
 @click.option("--siamese", is_flag=True, help="Head sees the branch's and the frozen trunk's features (Siamese SubTuning).")
+@click.option("--probe/--no-probe", "probe", default=True, show_default=True,
+              help="The linear probe (head only, no extra cost) competes with the trained branch and is served unless the branch beats it on validation.")
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True,
               help="Training epochs for the chosen branch (at least --min-steps optimizer steps are taken).")
 @click.option("--profile-epochs", type=click.IntRange(min=1), default=3, show_default=True, help="Epochs per profiled candidate (at least 100 steps).")
@@ -368,7 +370,7 @@ def info(state: State, as_json: bool) -> None:
 @pass_state
 def add_task_cmd(state: State, name: str, source: str, data_root: Path, limit_per_class: int | None,
                  val_limit_per_class: int | None, budget_blocks: int,
-                 max_extra_cost: float, eps: float, branch, candidates, test_fraction: float, siamese: bool, epochs: int,
+                 max_extra_cost: float, eps: float, branch, candidates, test_fraction: float, siamese: bool, probe: bool, epochs: int,
                  profile_epochs: int, min_steps: int, patience: int, batch_size: int, lr: float, seed: int, device: str,
                  description: str, staged: bool, as_json: bool) -> None:
     """Profile, select, SubTune and register task NAME (a new version if NAME exists)."""
@@ -388,7 +390,7 @@ def add_task_cmd(state: State, name: str, source: str, data_root: Path, limit_pe
             min_steps=min_steps, eps=eps, budget_blocks=budget_blocks, max_extra_cost=max_extra_cost, seed=seed,
             candidates=resolve_units(candidates, blocks, "--candidates", inclusive=False),
             branch=resolve_units(branch, blocks, "--branch"),
-            siamese=siamese, device=device,
+            siamese=siamese, probe_candidate=probe, device=device,
         )
         data = load_task_data(source, data_root, limit_per_class, seed, resolution=home.record.resolution,
                               val_limit=val_limit_per_class, test_fraction=test_fraction)

@@ -1,26 +1,16 @@
-"""``python -m benchmarks [--quick] ...``: the same command as ``forkpoint bench``."""
+"""``python -m forkpoint.benchmarks [--quick] ...``: exactly ``forkpoint bench ...``.
+
+It runs through the CLI's root group, so errors meet the one boundary every command
+shares (``cli.ForkpointGroup.main``: one line, the error's exit code).
+"""
 
 import sys
 
-from forkpoint.benchmarks.commands import bench_command
-from forkpoint.contract.errors import ForkpointError
 
+def main(argv: list[str] | None = None) -> None:
+    from forkpoint.cli import main as cli
 
-def main() -> None:
-    try:
-        bench_command.main(standalone_mode=False, prog_name="python -m benchmarks")
-    except ForkpointError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)
-    except SystemExit:
-        raise
-    except Exception as exc:  # click's own usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    cli.main(args=["bench", *(sys.argv[1:] if argv is None else argv)], prog_name="forkpoint")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""``forkpoint bench``: the benchmark suite's command line (also ``python -m benchmarks``)."""
+"""``forkpoint bench``: the benchmark suite's command line (also ``python -m forkpoint.benchmarks``)."""
 
 from __future__ import annotations
 

@@ -5,21 +5,26 @@
 * ``linear-probe``: an empty branch (head only) on the frozen trunk's features;
 * ``lora``: LoRA adapters (peft) on the units SubTuning chose, plus a head;
 * ``full-ft``: every weight of a private backbone copy.
+
+The three baselines are built and trained by :mod:`forkpoint.learner.baselines`, the
+same code the scenarios harness runs.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 
-from forkpoint.benchmarks.baselines import fit_full_finetune, lora_branch
 from forkpoint.benchmarks.datasets import TaskSample
 from forkpoint.benchmarks.settings import BenchSettings
-from forkpoint.learner import AddTaskConfig, Branch, MultiTaskModel, SelectionConfig, TrainConfig, add_task
+from forkpoint.contract.branch import UnitRange
+from forkpoint.learner import AddTaskConfig, Branch, MultiTaskModel, TrainConfig, add_task, add_task_config
+from forkpoint.learner import baselines
 from forkpoint.learner.backbone import Backbone
 from forkpoint.learner.cache import PrefixCache
-from forkpoint.learner.train import accuracy, fit, predict
+from forkpoint.learner.task import profile_candidates
+from forkpoint.learner.train import accuracy, predict
 
 METHODS = ("subtuning", "subtuning-late", "linear-probe", "lora", "full-ft")
 
@@ -38,38 +43,34 @@ class MethodResult:
         return asdict(self)
 
 
+def subtuning_config(s: BenchSettings, n_train: int, seed: int = 0, **rest) -> AddTaskConfig:
+    """How the benchmarks add a task: the learner's one config builder, with the run's settings.
+
+    Fixed epochs (patience off, no step floor) so times compare epoch for epoch; every
+    other method trains on this config's schedule (:func:`train_config`). ``rest`` goes to
+    the builder (candidates, branch, cache, ...); ``candidates=None`` profiles the units
+    within the cost budget, as a user's call would.
+    """
+    return add_task_config(epochs=s.train_epochs, profile_epochs=s.profile_epochs, patience=0, batch_size=s.batch_for(n_train),
+                           lr=s.lr, head_lr=s.head_lr, min_steps=0, profile_min_steps=0, budget_blocks=s.max_blocks,
+                           max_extra_cost=s.max_extra_cost, seed=seed, device=s.device, **rest)
+
+
 def train_config(s: BenchSettings, n_train: int, epochs: int | None = None, seed: int = 0, lr: float | None = None) -> TrainConfig:
-    """One recipe for every method: fixed epochs (patience off) so times compare epoch for epoch."""
-    return TrainConfig(epochs=epochs or s.train_epochs, lr=lr or s.lr, head_lr=s.head_lr, batch_size=s.batch_for(n_train),
-                       patience=0, seed=seed)
+    """One recipe for every method: SubTuning's own training schedule, with other ``epochs`` (profiles) or ``lr`` (full FT)."""
+    cfg = subtuning_config(s, n_train, seed).train
+    return replace(cfg, epochs=epochs or cfg.epochs, lr=lr or cfg.lr)
 
 
-def affordable_candidates(bb: Backbone, max_extra_cost: float) -> tuple[int, int]:
-    """Units a branch may start at under the cost budget: profiling the others is wasted work."""
-    ok = [i for i in range(bb.num_blocks) if bb.extra_cost_pct(i) <= max_extra_cost]
-    if not ok:
-        return bb.num_blocks - 1, bb.num_blocks
-    return min(ok), bb.num_blocks
-
-
-def add_task_config(s: BenchSettings, bb: Backbone, sample: TaskSample, branch: tuple[int, int] | None = None,
-                    candidates: tuple[int, int] | None = None, cache: bool = True) -> AddTaskConfig:
-    n, seed = len(sample.train[1]), sample.seed
-    return AddTaskConfig(
-        profile=train_config(s, n, s.profile_epochs, seed),
-        train=train_config(s, n, s.train_epochs, seed),
-        selection=SelectionConfig(max_blocks=s.max_blocks, max_extra_cost=s.max_extra_cost),
-        candidates=None if branch else (candidates or affordable_candidates(bb, s.max_extra_cost)),
-        branch=branch,
-        split_seed=seed,
-        device=s.device,
-        cache=cache,
-    )
+def affordable_units(bb: Backbone, s: BenchSettings) -> UnitRange:
+    """The units add_task profiles under the run's cost budget (the learner's own filter, ``profile_candidates``)."""
+    units = profile_candidates(bb, add_task_config(budget_blocks=s.max_blocks, max_extra_cost=s.max_extra_cost))
+    return UnitRange(units[0], units[-1] + 1)
 
 
 def run_subtuning(model: MultiTaskModel, task: str, sample: TaskSample, s: BenchSettings) -> MethodResult:
     """``add_task`` on ``model`` (the task stays attached: the forgetting benchmark reads it back)."""
-    r = add_task(model, task, sample.task_data(), add_task_config(s, model.backbone, sample))
+    r = add_task(model, task, sample.task_data(), subtuning_config(s, len(sample.train[1]), sample.seed))
     return MethodResult("subtuning", float(r.test_acc), r.val_acc, r.timings["total_s"], r.trainable_params, r.spec.start, r.spec.stop)
 
 
@@ -88,28 +89,30 @@ class SampleCaches:
 
 
 def fit_branch(bb: Backbone, branch: Branch, caches: SampleCaches, cfg: TrainConfig, method: str) -> MethodResult:
-    """Train ``branch`` with the learner's ``fit`` and score it on the sample's test split."""
+    """Train ``branch`` the learner's way (``learner.baselines.fit_branch``) and score it on the sample's test split."""
     c, y = caches.caches, caches.labels
-    res = fit(bb, branch, c["train"], y["train"], c["val"], y["val"], cfg)
+    res = baselines.fit_branch(bb, branch, (c["train"], y["train"]), (c["val"], y["val"]), cfg)
     test_acc = accuracy(predict(bb, branch, c["test"]), y["test"])
-    trainable = sum(p.numel() for p in branch.parameters() if p.requires_grad)
-    return MethodResult(method, test_acc, res.val_acc, res.seconds, trainable, branch.spec.start, branch.spec.stop)
+    return MethodResult(method, test_acc, res.val_acc, res.seconds, res.trainable_params, branch.spec.start, branch.spec.stop)
 
 
 def run_fixed_branch(bb: Backbone, sample: TaskSample, s: BenchSettings, caches: SampleCaches,
                      start: int, stop: int, method: str = "subtuning-late") -> MethodResult:
-    """A branch on fixed units, trained exactly as ``add_task(branch=...)`` trains it (Branch.new + fit)."""
+    """A branch on fixed units: Branch.new + the learner's fit (a seeded random head; add_task now starts from the probe's)."""
     branch = Branch.new(bb, start, stop, sample.num_classes, seed=sample.seed)
     return fit_branch(bb, branch, caches, train_config(s, len(sample.train[1]), seed=sample.seed), method)
 
 
 def run_linear_probe(bb: Backbone, sample: TaskSample, s: BenchSettings, caches: SampleCaches) -> MethodResult:
-    n = bb.num_blocks
-    return run_fixed_branch(bb, sample, s, caches, n, n, "linear-probe")
+    """The learner's probe fit (convex, L2 picked on validation): no epochs or learning rate apply."""
+    c, y = caches.caches, caches.labels
+    branch, r = baselines.fit_linear_probe(bb, sample.num_classes, (c["train"], y["train"]), (c["val"], y["val"]))
+    test_acc = accuracy(predict(bb, branch, c["test"]), y["test"])
+    return MethodResult("linear-probe", test_acc, r.val_acc, r.seconds, r.trainable_params, branch.spec.start, branch.spec.stop)
 
 
 def run_lora(bb: Backbone, sample: TaskSample, s: BenchSettings, caches: SampleCaches, start: int, stop: int) -> MethodResult:
-    branch = lora_branch(bb, start, stop, sample.num_classes, s.lora_rank, seed=sample.seed)
+    branch = baselines.lora_branch(bb, start, stop, sample.num_classes, s.lora_rank, seed=sample.seed)
     return fit_branch(bb, branch, caches, train_config(s, len(sample.train[1]), seed=sample.seed), "lora")
 
 
@@ -117,8 +120,9 @@ def run_full_finetune(bb: Backbone, sample: TaskSample, s: BenchSettings) -> Met
     device = next(bb.parameters()).device
     data = sample.inputs(bb.resolution, bb.mean, bb.std)
     cfg = train_config(s, len(sample.train[1]), seed=sample.seed, lr=s.full_ft_lr)
-    r = fit_full_finetune(bb, sample.num_classes, data["train"], data["val"], data["test"], cfg, device)
-    return MethodResult("full-ft", r.test_acc, r.val_acc, r.seconds, r.trainable_params, 0, bb.num_blocks)
+    model, r = baselines.fit_full_finetune(bb, sample.num_classes, data["train"], data["val"], cfg, device)
+    test_acc = accuracy(baselines.predict(model, data["test"][0], device), data["test"][1])
+    return MethodResult("full-ft", test_acc, r.val_acc, r.seconds, r.trainable_params, 0, bb.num_blocks)
 
 
 def fixed_late_units(bb: Backbone, s: BenchSettings) -> tuple[int, int]:

@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 from forkpoint.benchmarks.tables import TableSpec, to_markdown
+from forkpoint.contract import atomic
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parent.parent
@@ -34,11 +35,7 @@ def clean(obj):
 
 
 def write_json(results: dict, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(clean(results), indent=1, sort_keys=False) + "\n")
-    tmp.replace(path)
-    return path
+    return atomic.write_json(path, clean(results), indent=1, allow_nan=False)
 
 
 def machine_table(results: dict) -> TableSpec:
@@ -73,8 +70,7 @@ def markdown(results: dict, img_prefix: str = "", level: int = 3) -> str:
 
 def write_markdown(results: dict, path: Path) -> Path:
     tag = "GPU figures" if results["machine"]["device"].startswith("cuda") else "CPU figures"
-    path.write_text(f"# forkpoint benchmark results ({tag}, {results['settings']['mode']} mode)\n\n" + markdown(results) + "\n")
-    return path
+    return atomic.write_text(path, f"# forkpoint benchmark results ({tag}, {results['settings']['mode']} mode)\n\n" + markdown(results) + "\n")
 
 
 def result_tag(results: dict) -> str:
@@ -111,6 +107,4 @@ def regenerate_docs(page: Path = DOCS_PAGE, results_dir: Path = RESULTS_DIR) -> 
         text = text.rstrip() + f"\n\n{BEGIN}\n{END}\n"
     head, rest = text.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
-    page.parent.mkdir(parents=True, exist_ok=True)
-    page.write_text(f"{head}{BEGIN}\n{body}\n{END}{tail}")
-    return page
+    return atomic.write_text(page, f"{head}{BEGIN}\n{body}\n{END}{tail}")

@@ -80,10 +80,13 @@ def parse_range(text: str, num_blocks: int | None = None, *, inclusive: bool = T
         form = "START:END (END inclusive), N or probe" if inclusive else "LO:HI (HI exclusive)"
         raise ConfigError(f"{what} {text!r} is not a unit range: use {form}") from None
     rng = UnitRange(a, b + 1 if inclusive else b)
-    if inclusive and b < a:
-        raise ConfigError(f"{what} {text!r} ends before it starts: use START:END with START <= END")
-    if num_blocks is not None:
-        rng.check(num_blocks, what)
+    if len(rng) < 1:
+        form = "START <= END" if inclusive else "LO < HI"
+        raise ConfigError(f"{what} {text!r} ends before it starts: use {form}")
+    if num_blocks is not None and not (0 <= rng.start and rng.stop <= num_blocks):
+        last = f"END <= {num_blocks - 1}" if inclusive else f"HI <= {num_blocks}"
+        raise ConfigError(f"{what} {text!r} is not a unit range of a backbone with {num_blocks} blocks: use 0 <= START and {last}"
+                          + (", or 'probe' for a head-only branch" if inclusive else ""))
     return rng
 
 

@@ -39,6 +39,7 @@ class AddTaskConfig:
     siamese: bool = False
     lp_init: bool = True  # every branch's head starts from the fitted linear probe (LP-FT)
     probe_candidate: bool = True  # the linear probe competes in selection and is the fallback
+    cv_below_val: int = 50  # fewer validation images than this: branch vs probe by 5-fold cross-validation
     val_fraction: float = 0.15
     split_seed: int = 0
     device: str = "auto"

@@ -81,7 +81,7 @@ def score_range(
     scored once, at its end: scoring every epoch would double the profile's cost.
     """
     train, y_train, val, y_val = caches
-    cfg = replace(cfg, keep_best_epoch=False, patience=0)
+    cfg = replace(cfg, patience=0)
     branch = Branch.new(backbone, start, stop, num_classes, siamese, seed=cfg.seed)
     if head_init is not None:
         branch.init_head(head_init.weight, head_init.bias)

@@ -20,6 +20,7 @@ from forkpoint.contract.errors import ConfigError, DataError
 from forkpoint.contract.names import check_task_name
 from forkpoint.learner.cache import PrefixCache
 from forkpoint.learner.config import AddTaskConfig
+from forkpoint.learner.crossval import cross_validate
 from forkpoint.learner.data import TaskData, check_labels, check_task, stratified_split, to_input
 from forkpoint.learner.invariants import FrozenGuard
 from forkpoint.learner.multitask import MultiTaskModel
@@ -259,9 +260,17 @@ def add_task(
                 final = Candidate(start, stop, bb.block_names[start:stop], branch.num_params(), round(bb.extra_cost_pct(start), 3),
                                   result.val_acc, result.seconds, result.epochs_run, "final", result.val_loss, result.val_correct)
                 greedy.append(final)
-                if not beats(final, probe_cand, cfg.selection):
-                    notes.append(f"trained branch {final.label} scored {100 * final.val_acc:.1f}% on validation, not clearly "
-                                 f"above the linear probe's {100 * probe_cand.val_acc:.1f}%: serving the probe (no extra cost)")
+                mine, rival = final, probe_cand
+                if len(y_val) < cfg.cv_below_val:  # too few validation images to decide on: k-fold over train + val
+                    phases.start(f"cross-validate {final.label} vs probe", 1)
+                    mine, rival = cross_validate(bb, torch.cat([x_train, x_val]), torch.cat([y_train, y_val]), start, stop,
+                                                 num_classes, cfg.train, device, lp_init=cfg.lp_init)
+                    greedy += [mine, rival]
+                    phases.done()
+                if not beats(mine, rival, cfg.selection):
+                    how = "cross-validated" if mine.stage == "cv" else "on validation"
+                    notes.append(f"branch {final.label} scored {100 * mine.val_acc:.1f}% {how}, not clearly above the "
+                                 f"linear probe's {100 * rival.val_acc:.1f}%: serving the probe (no extra cost)")
                     start = stop = n_units
                     branch = Branch.new(bb, start, stop, num_classes, cfg.siamese, seed=cfg.train.seed)
                     branch.init_head(probe.weight, probe.bias)
@@ -282,7 +291,7 @@ def add_task(
     guard.check()
     model.add(name, branch, data.class_names)
 
-    candidates_seen = ([probe_cand] if probe_cand is not None else []) + profile
+    candidates_seen = ([probe_cand] if probe_cand is not None and fixed is None else []) + profile
     plot = None
     if plot_dir is not None and profile:
         plot = str(plot_profile(candidates_seen, Path(plot_dir) / f"{name}-profile.png", f"{name}: finetuning profile", (start, stop)))

@@ -25,13 +25,13 @@ def _strategies(value: str) -> tuple[str, ...]:
     return names
 
 
-def _unit_range(value: str | None) -> tuple[int, int] | None:
+def _unit_range(value: str | None):
+    """``LO:HI`` (HI exclusive, as add-task's --candidates) -> a half-open UnitRange."""
     if value is None:
         return None
-    parts = value.split(":")
-    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
-        raise click.BadParameter(f"{value!r} is not LO:HI with block indices (e.g. 10:16)", param_hint="--candidates")
-    return int(parts[0]), int(parts[1])
+    from forkpoint.contract.branch import parse_range
+
+    return parse_range(value, inclusive=False, what="--candidates")
 
 
 def _global(ctx: click.Context, attr: str):

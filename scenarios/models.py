@@ -1,10 +1,14 @@
 """The models every strategy trains, all Avalanche ``MultiTaskModule``s on one backbone.
 
 - :class:`SubTuningModule`: our multi-task model; task label t runs task t's branch.
-- :class:`SharedTrunkMultiHead`: one backbone + one head per task. Trainable trunk for
-  Naive/EWC/LwF/Replay (what makes them forget); frozen trunk = linear probe.
-- :class:`PerTaskFullModels`: a full copy of the pretrained model per task (the
+  The linear probe baseline is the same model with head-only branches.
+- :class:`SharedTrunkMultiHead`: one trainable copy of the backbone + one head per task,
+  for Naive/EWC/LwF/Replay (sharing the trunk is what makes them forget).
+- :class:`PerTaskFullModels`: a fully finetuned copy of the pretrained model per task (the
   accuracy/storage upper reference).
+
+The trainable copies are :mod:`forkpoint.learner.baselines`' (one BatchNorm rule for every
+full copy, the benchmarks' included).
 
 Heads are ``MultiHeadClassifier(masking=False)``: Avalanche's masking with class
 timelines is a known source of IndexErrors, and task labels already pick the head.
@@ -14,15 +18,15 @@ timing, and say what a task costs (trainable parameters, stored bytes).
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import torch
 from avalanche.models import MultiHeadClassifier, MultiTaskModule
 from torch import nn
 
-from forkpoint.learner import Backbone, MultiTaskModel
 from forkpoint.contract.errors import ConfigError
+from forkpoint.learner import Backbone, MultiTaskModel
+from forkpoint.learner.baselines import FinetunedCopy, FullFinetune
 
 PAD_LOGIT = -1e9  # padding for heads narrower than the widest one: never the argmax, exp() == 0
 
@@ -116,104 +120,65 @@ class SubTuningModule(TaskLabelledModule):
         return module_bytes(self.model.backbone) + sum(module_bytes(b) for b in self.model.branches.values())
 
 
-def trainable_copy(backbone: Backbone) -> nn.Module:
-    """A trainable deep copy of the pretrained timm model (the frozen original is never touched).
-
-    Kept channels-last: on CPU that trains Lite0's depthwise convolutions ~2.4x faster.
-    """
-    model = copy.deepcopy(backbone.model).to(memory_format=torch.channels_last)
-    for p in model.parameters():
-        p.requires_grad_(True)
-    return model
-
-
-def pooled_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """timm model -> pooled feature vector (no classifier)."""
-    x = x.contiguous(memory_format=torch.channels_last)
-    return model.forward_head(model.forward_features(x), pre_logits=True)
-
-
 class SharedTrunkMultiHead(TaskLabelledModule):
-    """One trunk for all tasks and a head per task; ``trainable=False`` is the linear probe."""
+    """One trainable trunk for all tasks and a head per task (what Avalanche's CL strategies finetune).
 
-    def __init__(self, backbone: Backbone, trainable: bool) -> None:
+    Its BatchNorm layers follow train/eval mode (``bn_adapt``), as these methods are usually run.
+    """
+
+    def __init__(self, backbone: Backbone) -> None:
         super().__init__()
-        self.trainable = trainable
-        self.trunk = trainable_copy(backbone) if trainable else backbone
+        self.trunk = FinetunedCopy(backbone, bn_adapt=True)
         self.heads = MultiHeadClassifier(backbone.num_features, initial_out_features=2, masking=False)
-        self._trunk_params = sum(p.numel() for p in backbone.parameters())
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        if self.trainable:
-            return pooled_features(self.trunk, x)
-        with torch.no_grad():
-            return self.trunk(x)
+        self._trunk_params = sum(p.numel() for p in self.trunk.parameters())
 
     def forward_single_task(self, x: torch.Tensor, task_label: int) -> torch.Tensor:
-        return self.heads.forward_single_task(self.features(x), task_label)
+        return self.heads.forward_single_task(self.trunk(x), task_label)
 
     def task_outputs(self, x: torch.Tensor, task_labels: torch.Tensor) -> dict[int, torch.Tensor]:
-        """One trunk pass over the whole mixed batch (BatchNorm sees all of it), then each task's head."""
-        feats = self.features(x)
+        """One trunk pass over the whole mixed batch (e.g. replay), then each task's head on its rows."""
+        feats = self.trunk(x)
         return {int(t): self.heads.forward_single_task(feats[task_labels == t], int(t)) for t in torch.unique(task_labels)}
 
     def infer_all(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
-        feats = self.features(x)  # the trunk runs once, every head reads it
+        feats = self.trunk(x)  # the trunk runs once, every head reads it
         return {t: self.heads.forward_single_task(feats, t) for t in sorted(self.known_train_tasks_labels)}
 
     def task_cost(self, task_label: int) -> TaskCost:
         head = self.heads.classifiers[str(task_label)]
         head_params = sum(p.numel() for p in head.parameters())
-        return TaskCost(head_params + (self._trunk_params if self.trainable else 0), module_bytes(head))
+        return TaskCost(head_params + self._trunk_params, module_bytes(head))
 
     def serving_bytes(self) -> int:
         heads = [self.heads.classifiers[str(t)] for t in self.known_train_tasks_labels]
         return module_bytes(self.trunk) + sum(module_bytes(h) for h in heads)
 
 
-class _FullModel(nn.Module):
-    def __init__(self, backbone: Backbone, num_classes: int) -> None:
-        super().__init__()
-        self.trunk = trainable_copy(backbone)
-        self.head = nn.Linear(backbone.num_features, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(pooled_features(self.trunk, x))
-
-
 class PerTaskFullModels(TaskLabelledModule):
-    """A fresh full copy of the pretrained model (+ head) per task; earlier copies are frozen."""
+    """A fully finetuned copy of the pretrained model (+ head) per task, frozen once learned."""
 
-    def __init__(self, backbone: Backbone) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self._source = [backbone]  # a plain list: the pristine trunk is not a submodule of this model
-        # Task 0's copy exists from the start: optimizers refuse a model without parameters.
-        self.models = nn.ModuleDict({"0": _FullModel(backbone, 2)})
+        self.models = nn.ModuleDict()
+        self._trainable: dict[int, int] = {}
 
-    def adaptation(self, experience) -> None:
-        """New task label: freeze every earlier copy, add a fresh one; widen the new head to its classes."""
-        super().adaptation(experience)
-        if not self.training:
-            return
-        num_classes = max(experience.classes_in_this_experience) + 1
-        device = next(self.parameters()).device
-        for t in experience.task_labels:
-            key = str(int(t))
-            if key not in self.models:
-                for old in self.models.values():
-                    old.requires_grad_(False)
-                # The pristine trunk sits in eval mode: the copy must follow this model's mode (BatchNorm, dropout).
-                self.models[key] = _FullModel(self._source[0], num_classes).to(device).train(self.training)
-            head = self.models[key].head
-            if head.out_features < num_classes:
-                self.models[key].head = nn.Linear(head.in_features, num_classes).to(device)
+    def add(self, task_label: int, model: FullFinetune, trainable_params: int) -> None:
+        """Serve ``model`` for ``task_label`` from now on, frozen."""
+        model.requires_grad_(False)
+        self.models[str(int(task_label))] = model.eval()
+        self._trainable[int(task_label)] = int(trainable_params)
 
     def forward_single_task(self, x: torch.Tensor, task_label: int) -> torch.Tensor:
-        return self.models[str(int(task_label))](x)
+        key = str(int(task_label))
+        if key not in self.models:
+            raise ConfigError(f"no finetuned model for task label {task_label} yet: train that experience first")
+        return self.models[key](x)
+
+    def infer_all(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
+        return {int(k): m(x) for k, m in sorted(self.models.items(), key=lambda kv: int(kv[0]))}
 
     def task_cost(self, task_label: int) -> TaskCost:
-        m = self.models[str(int(task_label))]
-        return TaskCost(sum(p.numel() for p in m.parameters()), module_bytes(m))
+        return TaskCost(self._trainable[int(task_label)], module_bytes(self.models[str(int(task_label))]))
 
     def serving_bytes(self) -> int:
         return module_bytes(self.models)

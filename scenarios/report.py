@@ -12,8 +12,9 @@ import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from forkpoint.contract.atomic import write_json, write_text
+from forkpoint.learner.figures import save_figure
 from forkpoint.scenarios.metrics import mean
-from forkpoint.scenarios.runstate import write_json
 
 
 @dataclass
@@ -123,11 +124,7 @@ def heatmap(result: StrategyResult, path: Path) -> Path:
     ax.set_ylabel("after training")
     ax.set_title(f"{result.strategy}: forgetting {_fmt(result.forgetting, '{:+.3f}')}, avg acc {_fmt(result.avg_acc)}", fontsize=10)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def write_reports(folder: Path, run: dict, results: list[StrategyResult]) -> dict[str, Path]:
@@ -135,6 +132,6 @@ def write_reports(folder: Path, run: dict, results: list[StrategyResult]) -> dic
     folder = Path(folder)
     heatmaps = {r.strategy: heatmap(r, folder / f"heatmap-{r.strategy}.png").name for r in results if r.acc_matrix}
     write_json(folder / "report.json", {**run, "results": [r.to_dict() for r in results]})
-    (folder / "report.md").write_text(markdown(run, results, heatmaps))
+    write_text(folder / "report.md", markdown(run, results, heatmaps))
     return {"json": folder / "report.json", "markdown": folder / "report.md",
             **{f"heatmap-{k}": folder / v for k, v in heatmaps.items()}}

@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
 from avalanche.core import SupervisedPlugin
 
-from forkpoint.learner import AddTaskConfig, Backbone, MultiTaskModel, SelectionConfig, TrainConfig, load_backbone
-from forkpoint.learner.data import to_input
+from forkpoint.contract.branch import UnitRange
 from forkpoint.contract.errors import ConfigError, ForgettingError
+from forkpoint.learner import AddTaskConfig, Backbone, MultiTaskModel, add_task_config, load_backbone
+from forkpoint.learner.data import to_input
 from forkpoint.learner.train import resolve_device
-from forkpoint.scenarios.baselines import STRATEGIES, BaselineConfig, make_baseline
+from forkpoint.scenarios.baselines import AVALANCHE_BASELINES, STRATEGIES, BaselineConfig, make_baseline
 from forkpoint.scenarios.benchmark import build_benchmark
 from forkpoint.scenarios.metrics import (
     STREAM_BWT,
@@ -38,7 +39,7 @@ from forkpoint.scenarios.models import SubTuningModule
 from forkpoint.scenarios.report import StrategyResult, write_reports
 from forkpoint.scenarios.runstate import DONE, FAILED, RunState
 from forkpoint.scenarios.streams import Stream
-from forkpoint.scenarios.subtuning import NoForgettingCheck, SubTuningStrategy, TaskSource, TrainLocally
+from forkpoint.scenarios.subtuning import NoForgettingCheck, PerTaskStrategy, SubTuningStrategy, TaskSource, TrainLocally
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class RunConfig:
     resolution: int = 64
     epochs: int = 4
     profile_epochs: int = 1
-    candidates: tuple[int, int] | None = None  # SubTuning's profiled unit range; None = all
+    candidates: UnitRange | None = None  # SubTuning's profiled units; None = those within the cost budget
     max_blocks: int = 3
     batch_size: int = 32
     lr: float = 1e-3
@@ -69,17 +70,15 @@ class RunConfig:
             raise ConfigError(f"epochs ({self.epochs}) and profile epochs ({self.profile_epochs}) must be >= 1")
 
     def subtuning(self) -> AddTaskConfig:
-        return AddTaskConfig(
-            profile=TrainConfig(epochs=self.profile_epochs, patience=0, batch_size=self.batch_size, seed=self.seed),
-            train=TrainConfig(epochs=self.epochs, patience=3, batch_size=self.batch_size, seed=self.seed),
-            selection=SelectionConfig(max_blocks=self.max_blocks),
-            candidates=self.candidates,
-            split_seed=self.seed,
-            device=self.device,
-        )
+        """The learner's config builder with this run's settings (its defaults for everything else)."""
+        return add_task_config(epochs=self.epochs, profile_epochs=self.profile_epochs, batch_size=self.batch_size,
+                               budget_blocks=self.max_blocks, seed=self.seed, candidates=self.candidates, device=self.device)
 
     def baseline(self) -> BaselineConfig:
-        return BaselineConfig(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size)
+        """Avalanche's strategies: epochs, lr, batch; the learner's baselines: SubTuning's schedule at this run's lr."""
+        sub = self.subtuning()
+        return BaselineConfig(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, recipe=replace(sub.train, lr=self.lr),
+                              val_fraction=sub.val_fraction, split_seed=sub.split_seed)
 
     def settings(self) -> dict:
         """What must not change between a run and its resume (the strategy list and device may)."""
@@ -139,8 +138,9 @@ def run_strategy(
             plugins=[check],
         )
     else:
-        plugins = [_EpochProgress(progress, name, tasks)] if progress is not None else None
-        strategy = make_baseline(name, backbone, config.baseline(), evaluator=evaluator, device=device, plugins=plugins)
+        plugins = [_EpochProgress(progress, name, tasks)] if progress is not None and name in AVALANCHE_BASELINES else None
+        strategy = make_baseline(name, backbone, config.baseline(), stream.tasks, evaluator=evaluator, device=device,
+                                 plugins=plugins)
 
     seconds: list[float] = []
     steps = 0
@@ -158,10 +158,12 @@ def run_strategy(
     model = strategy.model
     matrix = accuracy_matrix(evaluator, steps)
     checks, registry, restored = {}, [], []
+    if isinstance(strategy, PerTaskStrategy):
+        seconds = list(strategy.seconds)  # training time; for restored SubTuning tasks, the original run's
     if isinstance(strategy, SubTuningStrategy):
-        seconds = [a.seconds for a in strategy.added]  # add_task time; for restored tasks, the original run's
         registry = [a.registered_as for a in strategy.added if a.registered_as]
         restored = [a.restored_from for a in strategy.added if a.restored_from]
+    if check is not None:
         violations = list(check.violations) + changed_accuracies(matrix)
         checks = {"comparisons": check.comparisons, "violations": violations, "passed": not violations}
     costs = [model.task_cost(t) for t in range(steps)]

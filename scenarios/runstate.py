@@ -9,29 +9,15 @@ branches it registered (see scenarios.recording), an interrupted baseline starts
 from __future__ import annotations
 
 import json
-import os
-import secrets
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
+from forkpoint.contract.atomic import write_json
 from forkpoint.contract.errors import ConfigError
+from forkpoint.contract.ids import new_run_id
 
 RUN_FILE = "run.json"
 RUNNING, DONE, FAILED = "running", "done", "failed"
-
-
-def new_run_id(stream: str) -> str:
-    """Sortable, unique enough, and readable in the registry's version list."""
-    return f"stream-{stream}-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
-
-
-def write_json(path: Path, obj) -> None:
-    """Atomic: a crash leaves the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, allow_nan=True) + "\n")
-    os.replace(tmp, path)
 
 
 @dataclass
@@ -72,7 +58,7 @@ class RunState:
                 )
             if existing is not None:
                 raise ConfigError(f"{folder} already holds finished run {existing.get('run_id')}: choose another --out")
-            state = cls(folder, new_run_id(stream_name), identity)
+            state = cls(folder, new_run_id(f"stream-{stream_name}"), identity)
             state.save()
             return state
         if existing is None:

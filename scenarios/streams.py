@@ -4,8 +4,8 @@ A stream is a list of tasks built from the data layer's real offline datasets. E
 strategy of a run sees exactly these images: ``per_class`` training images per class
 (the low-data regimes: 10/50/100) and ``test_per_class`` test images per class. The
 datasets' own validation splits are not used, so a low-data run really has only
-``per_class`` labelled images per class; SubTuning carves its validation images from
-them (the baselines train on all of them).
+``per_class`` labelled images per class; SubTuning and the learner's baselines (linear,
+full) carve their validation images from them, Avalanche's strategies train on all of them.
 """
 
 from __future__ import annotations

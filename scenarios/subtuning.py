@@ -3,9 +3,11 @@
 "Training" an experience is the learner's ``add_task`` (profile -> select -> train a
 branch) on that experience's task; evaluation is Avalanche's own loop over the
 :class:`SubTuningModule`, so SubTuning gets the same EvaluationPlugin metrics as every
-baseline. Branches persist through the registry (safetensors), never through
-Avalanche checkpoints: a restore hook can hand back a registered branch instead of
-training one (see scenarios.recording), which is how a crashed stream resumes.
+baseline (:class:`PerTaskStrategy` is that shape for any task forkpoint's own code trains:
+the linear probe and full finetuning baselines use it too). Branches persist through the
+registry (safetensors), never through Avalanche checkpoints: a restore hook can hand back
+a registered branch instead of training one (see scenarios.recording), which is how a
+crashed stream resumes.
 """
 
 from __future__ import annotations
@@ -27,8 +29,11 @@ from forkpoint.scenarios.streams import StreamTask
 
 
 @dataclass
-class AddedTask:
-    """How one experience's branch came to be: trained now (``report``) or restored from the registry."""
+class ObtainedBranch:
+    """How one experience's branch came to be: trained now (``report``) or restored from the registry.
+
+    (Not ``workflows.tasks.AddedTask``, which is a registered version plus the served model.)
+    """
 
     label: int
     name: str
@@ -40,10 +45,13 @@ class AddedTask:
     registered_as: str | None = None  # "task@version" when recorded now
 
 
+AddedTask = ObtainedBranch  # the old name, until scenarios.recording imports ObtainedBranch
+
+
 class TaskSource(Protocol):
     """Where an experience's branch comes from: trained now, or restored from the registry."""
 
-    def obtain(self, model: MultiTaskModel, label: int, task: StreamTask) -> AddedTask:
+    def obtain(self, model: MultiTaskModel, label: int, task: StreamTask) -> ObtainedBranch:
         """Add ``task``'s branch to ``model`` (only if nothing frozen moved) and say how it got there."""
         ...
 
@@ -56,46 +64,56 @@ class TrainLocally:
     progress: object | None = None
     plot_dir: Path | None = None
 
-    def obtain(self, model: MultiTaskModel, label: int, task: StreamTask) -> AddedTask:
+    def obtain(self, model: MultiTaskModel, label: int, task: StreamTask) -> ObtainedBranch:
         t0 = time.perf_counter()
         report = add_task(model, task.name, task.task_data(), self.config, progress=self.progress, plot_dir=self.plot_dir)
-        return AddedTask(label, task.name, model.branches[task.name], report.trainable_params,
-                         time.perf_counter() - t0, report=report)
+        return ObtainedBranch(label, task.name, model.branches[task.name], report.trainable_params,
+                              time.perf_counter() - t0, report=report)
 
 
-class SubTuningStrategy(SupervisedTemplate):
-    """Each experience adds one SubTuning task to the shared multi-task model."""
+class PerTaskStrategy(SupervisedTemplate):
+    """An Avalanche strategy whose experiences are learned by forkpoint's own training, not Avalanche's SGD loop.
 
-    def __init__(
-        self,
-        *,
-        model: SubTuningModule,
-        tasks: list[StreamTask],
-        source: TaskSource,
-        evaluator,
-        device: torch.device | str = "cpu",
-        eval_mb_size: int = 256,
-        plugins: list | None = None,
-    ) -> None:
+    Each experience adds one task to the model (:meth:`learn`); evaluation is Avalanche's
+    own loop, so these strategies get the same EvaluationPlugin metrics as every other.
+    """
+
+    def __init__(self, *, model, tasks: list[StreamTask], evaluator, device: torch.device | str = "cpu",
+                 eval_mb_size: int = 256, plugins: list | None = None) -> None:
         super().__init__(
             model=model, optimizer=None, criterion=nn.CrossEntropyLoss(), train_mb_size=eval_mb_size,
             train_epochs=1, eval_mb_size=eval_mb_size, device=device, plugins=plugins, evaluator=evaluator,
         )
         self.tasks = tasks
-        self.source = source
-        self.added: list[AddedTask] = []
+        self.seconds: list[float] = []  # training time of each experience's task
 
     def make_optimizer(self, **kwargs) -> None:
-        """Nothing to optimise here: add_task trains the new branch with its own optimizer."""
+        """Nothing to optimise here: each task is trained by :meth:`learn` with its own optimizer."""
 
     def _train_exp(self, experience, eval_streams=None, **kwargs) -> None:
-        label = int(experience.task_label)
         task = self.tasks[experience.current_experience]
+        self.seconds.append(self.learn(int(experience.task_label), task))
+
+    def learn(self, label: int, task: StreamTask) -> float:
+        """Add ``task`` to the model under ``label``; return the seconds it took."""
+        raise NotImplementedError
+
+
+class SubTuningStrategy(PerTaskStrategy):
+    """Each experience adds one branch to the shared multi-task model (SubTuning's, or a linear probe's)."""
+
+    def __init__(self, *, model: SubTuningModule, tasks: list[StreamTask], source: TaskSource, **kwargs) -> None:
+        super().__init__(model=model, tasks=tasks, **kwargs)
+        self.source = source
+        self.added: list[ObtainedBranch] = []
+
+    def learn(self, label: int, task: StreamTask) -> float:
         added = self.source.obtain(self.model.model, label, task)
         if added.name not in self.model.model.branches:
             raise ConfigError(f"task source did not add a branch for '{added.name}': report this as a bug")
         self.model.bind(label, added.name, added.trainable_params)
         self.added.append(added)
+        return added.seconds
 
 
 class NoForgettingCheck(SupervisedPlugin):

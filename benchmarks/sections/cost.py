@@ -13,9 +13,10 @@ import time
 
 from forkpoint.benchmarks.context import BenchContext
 from forkpoint.benchmarks.datasets import sample_task
-from forkpoint.benchmarks.methods import SampleCaches, add_task_config, affordable_candidates, run_fixed_branch, run_full_finetune, run_linear_probe, train_config
+from forkpoint.benchmarks.methods import SampleCaches, affordable_units, run_fixed_branch, run_full_finetune, run_linear_probe, subtuning_config, train_config
 from forkpoint.benchmarks.stats import ratio
 from forkpoint.benchmarks.tables import TableSpec, num, pct
+from forkpoint.contract.branch import UnitRange
 from forkpoint.learner import MultiTaskModel, add_task
 from forkpoint.learner.cache import PrefixCache
 from forkpoint.learner.profile import run_profile
@@ -51,10 +52,12 @@ def run(ctx: BenchContext) -> dict:
     counts = sorted({min(k, n) for k in s.growth_counts})
     advance = ctx.step("cost", total=5 + len(counts) + 1)
 
-    add_all = add_task(MultiTaskModel(bb), s.cost_task, sample.task_data(), add_task_config(s, bb, sample, candidates=(0, n)))
+    n_train = len(sample.train[1])
+    add_all = add_task(MultiTaskModel(bb), s.cost_task, sample.task_data(),
+                       subtuning_config(s, n_train, sample.seed, candidates=UnitRange(0, n)))
     advance()
-    lo = affordable_candidates(bb, s.max_extra_cost)[0]
-    add_budget = add_task(MultiTaskModel(bb), s.cost_task, sample.task_data(), add_task_config(s, bb, sample))
+    lo = affordable_units(bb, s).start
+    add_budget = add_task(MultiTaskModel(bb), s.cost_task, sample.task_data(), subtuning_config(s, n_train, sample.seed))
     advance()
     full = run_full_finetune(bb, sample, s)
     advance()

@@ -15,7 +15,7 @@ import datetime as dt
 
 from forkpoint.benchmarks.context import BenchContext
 from forkpoint.benchmarks.datasets import sample_task
-from forkpoint.benchmarks.methods import affordable_candidates, run_subtuning, shared_model_accuracy
+from forkpoint.benchmarks.methods import affordable_units, run_subtuning, shared_model_accuracy
 from forkpoint.benchmarks.sections.accuracy import available_tasks
 from forkpoint.benchmarks.settings import DOMAIN_STREAM
 from forkpoint.benchmarks.stats import mean_std, regime_label
@@ -59,7 +59,7 @@ def _harness(ctx: BenchContext) -> dict:
     stream = load_stream("domains", opts)
     n_train = s.forgetting_per_class * len(stream.tasks[0].class_names)
     cfg = RunConfig(strategies=("subtuning",) + tuple(s.cl_baselines), resolution=bb.resolution, epochs=s.train_epochs,
-                    profile_epochs=s.profile_epochs, candidates=affordable_candidates(bb, s.max_extra_cost), max_blocks=s.max_blocks,
+                    profile_epochs=s.profile_epochs, candidates=affordable_units(bb, s), max_blocks=s.max_blocks,
                     batch_size=s.batch_for(n_train), lr=s.full_ft_lr, seed=seed, device=str(ctx.device))
     folder = ctx.out / "scenarios" / dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     advance = ctx.step("forgetting: scenarios harness", total=1)

@@ -1,14 +1,20 @@
-"""Storage: bytes a task adds (its branch's safetensors: tuned units + head) vs a full model copy."""
+"""Storage: bytes a task adds (its branch's safetensors: tuned units + head) vs a full model copy.
+
+Next to the bytes, what a branch adds to one shared pass when another task forks at the
+same unit or deeper: its units from the fork on and the tail (``Backbone.extra_cost_pct``).
+Alone a task costs one pass and nothing extra; the deepest-forking task adds the previous
+deepest fork's share instead (``MultiTaskModel.marginal_cost_pct``).
+"""
 
 from __future__ import annotations
 
 from safetensors.torch import save
 
-from forkpoint.benchmarks.baselines import FullFinetune
 from forkpoint.benchmarks.context import BenchContext
 from forkpoint.benchmarks.stats import ratio
 from forkpoint.benchmarks.tables import TableSpec, num
 from forkpoint.learner import Branch
+from forkpoint.learner.baselines import FullFinetune
 
 NUM_CLASSES = 10
 
@@ -34,7 +40,7 @@ def run(ctx: BenchContext) -> dict:
         b = _bytes(br.tensors())
         rows.append({"start": start, "stop": stop, "blocks": bb.block_names[start:stop], "params": br.num_params(), "bytes": b,
                      "pct_of_full_model": 100.0 * ratio(b, full_bytes), "chosen_by_subtuning": (start, stop) in chosen,
-                     "extra_cost_pct": bb.extra_cost_pct(start)})
+                     "extra_cost_pct": bb.extra_cost_pct(start)})  # marginal cost next to a deeper fork
     return {"full_model_bytes": full_bytes, "full_model_params": sum(p.numel() for p in full.parameters()), "rows": rows,
             "chosen_max_pct": max((r["pct_of_full_model"] for r in rows if r["chosen_by_subtuning"]), default=float("nan"))}
 
@@ -47,4 +53,7 @@ def tables(result: dict) -> list[TableSpec]:
                      num(r["extra_cost_pct"], 1)])
     rows.append(["full model copy", "", f"{result['full_model_params']:,}", num(result["full_model_bytes"] / 2**20), "100.0", "100.0"])
     return [TableSpec("Storage per task (safetensors, fp32, 10-class head)",
-                      ["branch", "chosen in accuracy run", "params", "MiB", "% of full model", "extra inference %"], rows, align_left=2)]
+                      ["branch", "chosen in accuracy run", "params", "MiB", "% of full model", "marginal inference %"], rows, align_left=2,
+                      note="Marginal inference: FLOPs the task adds to one shared pass, in % of one pass, next to a task that forks "
+                           "at the same unit or deeper (its units from the fork on and the tail). Alone a task costs one pass, "
+                           "nothing extra. A full copy adds a whole pass.")]

@@ -5,6 +5,9 @@ Three ways to answer N tasks for one batch, timed round-robin:
 * separate: N full models, one after the other;
 * lower bound: the trunk up to the deepest fork once, plus each branch measured alone
   from its fork input (no fork/stack bookkeeping at all).
+The FLOPs model is ``MultiTaskModel.total_cost_pct``: what one shared pass runs, in % of
+one trunk pass (one pass, plus each task's units from its fork on and the tail, minus the
+deepest fork's share, which the trunk's own rows no longer run).
 Branch weights do not matter for timing; they fork at the units the default cost
 budget allows (the last two or three, depending on resolution), cycling from the last.
 """
@@ -15,13 +18,13 @@ import contextlib
 
 import torch
 
-from forkpoint.benchmarks.baselines import FullFinetune
 from forkpoint.benchmarks.context import BenchContext
-from forkpoint.benchmarks.methods import affordable_candidates
+from forkpoint.benchmarks.methods import affordable_units
 from forkpoint.benchmarks.stats import ratio
 from forkpoint.benchmarks.tables import TableSpec, num
 from forkpoint.benchmarks.timing import interleaved_medians
 from forkpoint.learner import Branch, MultiTaskModel
+from forkpoint.learner.baselines import FullFinetune
 from forkpoint.learner.train import autocast_for
 
 NUM_CLASSES = 10
@@ -41,8 +44,8 @@ def run(ctx: BenchContext) -> dict:
     s, bb, device = ctx.settings, ctx.backbone, ctx.device
     nb = bb.num_blocks
     n_max = max(s.task_counts)
-    lo, hi = affordable_candidates(bb, s.max_extra_cost)
-    starts = fork_starts(range(lo, hi), n_max)
+    units = affordable_units(bb, s)
+    starts = fork_starts(range(units.start, units.stop), n_max)
     branches = [Branch.new(bb, st, nb, NUM_CLASSES, seed=i).freeze() for i, st in enumerate(starts)]
     separate = [FullFinetune(bb, NUM_CLASSES, seed=i).to(device).eval() for i in range(n_max)]
     names = [str(c) for c in range(NUM_CLASSES)]
@@ -82,9 +85,9 @@ def run(ctx: BenchContext) -> dict:
                 "images_per_s": {"shared": bs / med["shared"], "separate": bs / med["separate"], "lower_bound": bs / lower},
                 "shared_over_lower_bound_throughput": ratio(lower, med["shared"]),
                 "speedup_vs_separate": ratio(med["separate"], med["shared"]),
-                "flops_extra_pct": model.extra_cost_pct(),
-                # FLOPs model: trunk to the deepest fork once + every task's units after its fork and the tail
-                "flops_speedup_vs_separate": n * 100.0 / (100.0 - bb.extra_cost_pct(deepest) + model.extra_cost_pct()),
+                "flops_total_pct": model.total_cost_pct(),  # one shared pass, % of one trunk pass
+                "flops_marginal_pct": [model.marginal_cost_pct(f"t{i}") for i in range(n)],
+                "flops_speedup_vs_separate": n * 100.0 / model.total_cost_pct(),
             })
             advance()
     forks = sorted(set(starts), reverse=True)
@@ -98,13 +101,17 @@ def tables(result: dict) -> list[TableSpec]:
         rows = []
         for r in [r for r in result["rows"] if r["batch_size"] == bs]:
             ips = r["images_per_s"]
+            total = r.get("flops_total_pct", r["tasks"] * 100.0 / r["flops_speedup_vs_separate"])  # older results: derived
             rows.append([str(r["tasks"]), num(ips["shared"], 1), num(ips["lower_bound"], 1), num(ips["separate"], 1),
-                         num(r["shared_over_lower_bound_throughput"]), num(r["speedup_vs_separate"]), num(r["flops_speedup_vs_separate"])])
+                         num(r["shared_over_lower_bound_throughput"]), num(r["speedup_vs_separate"]), num(total, 1),
+                         num(r["flops_speedup_vs_separate"])])
         out.append(TableSpec(
             f"Inference throughput, batch size {bs} ({result['resolution']} px{', bf16' if result['bf16'] else ''})",
-            ["tasks N", "shared img/s", "lower bound img/s", "N separate img/s", "shared / lower bound", "speedup vs separate", "FLOPs speedup (model)"],
+            ["tasks N", "shared img/s", "lower bound img/s", "N separate img/s", "shared / lower bound", "speedup vs separate",
+             "shared pass FLOPs (% of one pass)", "FLOPs speedup (model)"],
             rows, note="Images/s counts each input image once (all N tasks answered). Branches fork in turn at units "
-                       + ", ".join(f"{u} (+{c}% FLOPs)" for u, c in zip(result["fork_units"], result["fork_extra_cost_pct"]))
-                       + f": those the default {result['max_extra_cost']:g}% budget allows; each tunes to the last unit."))
+                       + ", ".join(f"{u} ({c}% of a pass from the fork on)" for u, c in zip(result["fork_units"], result["fork_extra_cost_pct"]))
+                       + f": those the default {result['max_extra_cost']:g}% budget allows; each tunes to the last unit. "
+                       "One task costs one pass; each further task (forking no deeper than the others) adds its share from its fork on."))
     return out
 

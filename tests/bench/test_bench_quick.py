@@ -105,9 +105,10 @@ def test_bad_options_raise_config_errors(args, fragment):
 
 
 def test_module_entry_point_reports_errors_in_one_line(monkeypatch, capsys):
+    """``python -m forkpoint.benchmarks`` goes through the CLI's one error boundary."""
     from forkpoint.benchmarks.__main__ import main
 
-    monkeypatch.setattr(sys, "argv", ["python -m benchmarks", "--smoke", "--seeds", "x"])
+    monkeypatch.setattr(sys, "argv", ["python -m forkpoint.benchmarks", "--smoke", "--seeds", "x"])
     with pytest.raises(SystemExit) as exc:
         main()
     assert exc.value.code == 2

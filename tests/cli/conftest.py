@@ -87,7 +87,7 @@ def trained(tmp_path_factory, data_root) -> Cli:
     c.ok("init", "--resolution", "32")
     c.ok("-q", "add-task", "digits", "--data", "digits", "--branch", "14:15", *QUICK)
     c.ok("-q", "add-task", "digits", "--data", "digits", "--candidates", "14:16", "--profile-epochs", "1",
-         "--budget-blocks", "1", "--seed", "1", "--description", "second try", *QUICK)
+         "--budget-blocks", "1", "--no-probe", "--seed", "1", "--description", "second try", *QUICK)
     c.added = c.json("-q", "add-task", "mnist", "--data", "mnist", "--branch", "blocks.5.3:blocks.6.0",
                      "--val-limit-per-class", "3", *QUICK)
     return c

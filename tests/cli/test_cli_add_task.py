@@ -16,7 +16,7 @@ def test_add_task_json_reports_branch_accuracy_cost_and_fingerprints(trained):
     out = trained.added
     assert out["task"] == "mnist" and out["version"] == 1 and out["live"] is True
     report = out["report"]
-    assert report["branch"]["start"] == 14 and report["branch"]["end"] == 15
+    assert report["branch"]["start"] == 14 and report["branch"]["stop"] == 16  # --branch 14:15 is inclusive
     assert report["branch"]["block_names"] == ["blocks.5.3", "blocks.6.0"]
     assert 0.0 <= report["metrics"]["val_acc"] <= 1.0 and 0.0 <= report["metrics"]["test_acc"] <= 1.0
     assert 0.0 < report["extra_cost_pct"] < 100.0
@@ -32,11 +32,13 @@ def test_the_version_records_data_version_config_and_profile(trained):
     assert Path(v2["data_path"]) == (trained.data_root / "digits").resolve()
     assert v2["config"]["data"]["limit_per_class"] == 5 and v2["split_seed"] == 1
     assert v2["config"]["selection"]["max_blocks"] == 1
-    # profiled: candidates 14 and 15 alone, the chosen one among them
+    # profiled: the probe, then candidates 14 and 15 alone; --no-probe: the chosen one among them
+    assert [c["stage"] for c in v2["profile"]][0] == "probe"
     assert [c["start"] for c in v2["profile"] if c["stage"] == "profile"] == [14, 15]
-    assert v2["branch_start"] == v2["branch_end"] and v2["branch_start"] in (14, 15)
+    branch = v2["branch"]
+    assert branch["stop"] == branch["start"] + 1 and branch["start"] in (14, 15)
     best = max((c for c in v2["profile"] if c["stage"] == "profile"), key=lambda c: (c["val_acc"], c["start"]))
-    assert v2["branch_start"] == best["start"]
+    assert branch["start"] == best["start"]
     plot = Path(v2["config"]["profile_plot"])
     assert plot.is_file() and plot.read_bytes()[:8] == PNG_MAGIC
     assert plot.is_relative_to(trained.home)
@@ -45,7 +47,7 @@ def test_the_version_records_data_version_config_and_profile(trained):
 def test_the_human_output_names_branch_accuracy_cost_and_plot(cli):
     cli.ok("init", "--resolution", "32")
     out = cli.ok("add-task", "digits", "--data", "digits", "--candidates", "15:16", "--profile-epochs", "1",
-                 "--limit-per-class", "4", "--epochs", "1").stdout
+                 "--limit-per-class", "4", "--epochs", "1", "--no-probe").stdout
     for words in ("digits v1 registered (live)", "branch point", "15:15 (blocks.6.0)", "validation accuracy",
                   "test accuracy", "extra inference cost", "profile plot", "digits-profile.png", "no forgetting"):
         assert words in out, words
@@ -59,9 +61,10 @@ def _versions(cli) -> dict[str, int]:
     (["add-task", "Bad Name", "--data", "digits"], "invalid task name"),
     (["add-task", "x", "--data", "/no/such/folder"], "not found"),
     (["add-task", "x", "--data", "digits", "--branch", "3-4"], "START:END"),
-    (["add-task", "x", "--data", "digits", "--branch", "14:40", "--limit-per-class", "3"], "outside"),
+    (["add-task", "x", "--data", "digits", "--branch", "14:40", "--limit-per-class", "3"], "not a unit range"),
     (["add-task", "x", "--data", "digits", "--branch", "blocks.9.9:blocks.9.9"], "neither a block index nor a block name"),
-    (["add-task", "x", "--data", "digits", "--candidates", "9:3", "--limit-per-class", "3"], "candidate range"),
+    (["add-task", "x", "--data", "digits", "--candidates", "9:3", "--limit-per-class", "3"], "ends before it starts"),
+    (["add-task", "x", "--data", "digits", "--candidates", "probe"], "not a range of blocks to profile"),
     (["add-task", "digits", "--data", "animals", "--limit-per-class", "3"], "different class set"),
     (["add-task", "x", "--data", "digits", "--limit-per-class", "1"], "--limit-per-class"),
     (["add-task", "x"], "--data"),

@@ -8,11 +8,12 @@ import pytest
 import torch
 
 from forkpoint.contract.errors import ForgettingError
+from forkpoint.contract.branch import UnitRange
 from forkpoint.scenarios.runner import RunConfig, run_stream
 from forkpoint.scenarios.streams import StreamOptions, load_stream
 from forkpoint.scenarios.subtuning import TrainLocally
 
-CONFIG = RunConfig(strategies=("subtuning",), resolution=32, epochs=1, candidates=(14, 16), max_blocks=1, device="cpu")
+CONFIG = RunConfig(strategies=("subtuning",), resolution=32, epochs=1, candidates=UnitRange(14, 16), max_blocks=1, device="cpu")
 
 
 class BuggyLearner(TrainLocally):

@@ -1,21 +1,28 @@
-"""The Avalanche-side models: multi-head padding, frozen per-task copies, what a task costs."""
+"""The Avalanche-side models: multi-head padding, frozen per-task copies, what a task costs; and the
+baselines the harness shares with the benchmarks give the same numbers through Avalanche as called directly."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from forkpoint.imagedata import limit_per_class, load_dataset, subset_classes
+from forkpoint.learner import baselines
+from forkpoint.learner.data import to_input
+from forkpoint.learner.train import accuracy
+from forkpoint.scenarios.baselines import train_val
 from forkpoint.scenarios.benchmark import build_benchmark
-from forkpoint.scenarios.models import PAD_LOGIT, PerTaskFullModels, SharedTrunkMultiHead, module_bytes
+from forkpoint.scenarios.models import PAD_LOGIT, SharedTrunkMultiHead
+from forkpoint.scenarios.runner import RunConfig, run_stream
 from forkpoint.scenarios.streams import Stream, StreamOptions, StreamTask
 
 
 def _mixed_stream() -> Stream:
     """Two real digit tasks with different head widths (2 and 3 classes)."""
-    digits = limit_per_class(load_dataset("digits"), 4, n_test=2)
+    digits = limit_per_class(load_dataset("digits"), 4, n_test=10)
     return Stream("custom", [StreamTask("custom.two", subset_classes(digits, [0, 1], "two")),
                              StreamTask("custom.three", subset_classes(digits, [7, 8, 9], "three"))],
-                  StreamOptions(per_class=4, test_per_class=2))
+                  StreamOptions(per_class=4, test_per_class=10))
 
 
 def _adapt(model, benchmark):
@@ -23,14 +30,12 @@ def _adapt(model, benchmark):
     model.train()
     for exp in benchmark.train_stream:
         model.pre_adapt(None, exp)
-    trained_modes = {name: m.training for name, m in getattr(model, "models", {}).items()}
     model.eval()
-    return trained_modes
 
 
 def test_narrow_heads_are_padded_so_they_never_win(lite0_32):
     bm = build_benchmark(_mixed_stream(), lite0_32)
-    model = SharedTrunkMultiHead(lite0_32, trainable=False)
+    model = SharedTrunkMultiHead(lite0_32)
     _adapt(model, bm)
     x = torch.cat([bm.test_stream[0].dataset[i][0][None] for i in range(2)] + [bm.test_stream[1].dataset[i][0][None] for i in range(2)])
     labels = torch.tensor([0, 0, 1, 1])
@@ -43,33 +48,51 @@ def test_narrow_heads_are_padded_so_they_never_win(lite0_32):
     assert set(out[:2].argmax(1).tolist()) <= {0, 1}
     both = model.infer_all(x)
     assert sorted(both) == [0, 1] and both[0].shape == (4, 2) and both[1].shape == (4, 3)
-    assert model.task_cost(1).trainable_params == 1280 * 3 + 3  # the probe trains a head only
+    trunk = sum(p.numel() for p in lite0_32.parameters())
+    assert model.task_cost(1).trainable_params == trunk + 1280 * 3 + 3  # the shared trunk trains too
+    assert model.task_cost(1).stored_bytes == pytest.approx((1280 * 3 + 3) * 4, abs=64)  # only the head is the task's own
 
 
 def test_a_mixed_replay_batch_runs_the_shared_trunk_once(lite0_32):
     bm = build_benchmark(_mixed_stream(), lite0_32)
-    model = SharedTrunkMultiHead(lite0_32, trainable=True)
+    model = SharedTrunkMultiHead(lite0_32)
     _adapt(model, bm)
     calls = []
-    model.trunk.conv_stem.register_forward_hook(lambda *a: calls.append(1))
+    model.trunk.model.conv_stem.register_forward_hook(lambda *a: calls.append(1))
     x = torch.cat([bm.train_stream[0].dataset[i][0][None] for i in range(3)] + [bm.train_stream[1].dataset[i][0][None] for i in range(3)])
     model.train()
     out = model(x, torch.tensor([0, 0, 0, 1, 1, 1]))
-    assert len(calls) == 1  # BatchNorm normalises the whole mixed batch, as in plain finetuning
+    assert len(calls) == 1  # one trunk pass over the whole mixed batch
     assert out.shape == (6, 3) and (out[:3, 2] == PAD_LOGIT).all()
+    bn = [m for m in model.trunk.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    drop = [m for m in model.trunk.modules() if isinstance(m, torch.nn.Dropout)] + [model.trunk.model]  # timm's head dropout
+    assert bn and all(m.training for m in bn) and not any(m.training for m in drop)  # batch statistics, no dropout
 
 
-def test_full_finetuning_keeps_one_frozen_copy_per_task(lite0_32):
-    bm = build_benchmark(_mixed_stream(), lite0_32)
-    model = PerTaskFullModels(lite0_32)
-    modes = _adapt(model, bm)
-    assert modes == {"0": True, "1": True}  # a new copy trains in train mode (BatchNorm, dropout) like the first    assert sorted(model.models) == ["0", "1"]
-    assert not any(p.requires_grad for p in model.models["0"].parameters())  # task 0 is done
-    assert all(p.requires_grad for p in model.models["1"].parameters())
-    assert model.models["0"].head.out_features == 2 and model.models["1"].head.out_features == 3
-    cost = model.task_cost(1)
-    assert cost.trainable_params == sum(p.numel() for p in lite0_32.parameters()) + 1280 * 3 + 3
-    assert cost.stored_bytes == module_bytes(model.models["1"])
-    # The pristine trunk is not part of the model, and copying it never touched it.
-    assert not any(m is lite0_32 for m in model.modules())
+def test_linear_and_full_give_the_learners_numbers_through_avalanche(tmp_path, lite0_32):
+    """The stream's linear and full baselines are learner.baselines' (the benchmarks' code): same images,
+    same config, same test accuracy; full finetuning keeps a frozen copy per task and never touches the trunk."""
+    stream = _mixed_stream()
+    config = RunConfig(strategies=("linear", "full"), resolution=32, epochs=1, batch_size=8, device="cpu")
+    outcome = run_stream(stream, config, tmp_path, backbone=lite0_32)
+    by = {r.strategy: r for r in outcome.results}
+    cfg, device = config.baseline(), torch.device("cpu")
+    trunk = sum(p.numel() for p in lite0_32.parameters())
+    for j, task in enumerate(stream.tasks):
+        train, val = train_val(task, lite0_32, cfg)
+        x_test = to_input(task.dataset.test.images, 32, lite0_32.mean, lite0_32.std)
+        y_test = torch.as_tensor(task.dataset.test.labels)
+        branch, _ = baselines.fit_linear_probe(lite0_32, len(task.class_names), train, val)
+        with torch.no_grad():
+            probe_acc = accuracy(branch.logits(lite0_32(x_test)).argmax(1), y_test)
+        model, fit = baselines.fit_full_finetune(lite0_32, len(task.class_names), train, val, cfg.recipe, device)
+        full_acc = accuracy(baselines.predict(model, x_test, device), y_test)
+        # float64 (Avalanche) vs float32 means of the same predictions; one image differs by >= 1/len(test)
+        assert by["linear"].acc_matrix[j][j] == pytest.approx(probe_acc, abs=1e-6), task.name
+        assert by["full"].acc_matrix[j][j] == pytest.approx(full_acc, abs=1e-6), task.name
+        assert by["full"].trainable_params[j] == fit.trainable_params > trunk
+        assert by["linear"].trainable_params[j] == 1280 * len(task.class_names) + len(task.class_names)
+    # earlier copies and probes are frozen: the first task's accuracy does not move
+    for name in ("linear", "full"):
+        assert by[name].acc_matrix[1][0] == by[name].acc_matrix[0][0] and by[name].forgetting == 0.0
     assert all(not p.requires_grad for p in lite0_32.parameters())

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from forkpoint.contract.branch import UnitRange
 from forkpoint.contract.errors import ConfigError
 from forkpoint.scenarios.recording import CRASH_ENV
 from forkpoint.scenarios.runner import RunConfig, run_stream
@@ -20,11 +21,12 @@ from forkpoint.scenarios.runstate import RunState
 from forkpoint.scenarios.streams import StreamOptions, load_stream
 
 OPTIONS = dict(per_class=10, test_per_class=10, num_tasks=2)
-CONFIG = dict(strategies=("subtuning",), resolution=32, epochs=1, candidates=(14, 16), max_blocks=1, device="cpu")
+CONFIG = dict(strategies=("subtuning",), resolution=32, epochs=1, candidates=UnitRange(14, 16), max_blocks=1, device="cpu")
 
 CHILD = textwrap.dedent("""
     import sys, torch
     torch.set_num_threads(1)
+    from forkpoint.contract.branch import UnitRange
     from forkpoint.workflows.home import open_home
     from forkpoint.scenarios.runner import RunConfig, run_stream
     from forkpoint.scenarios.streams import StreamOptions, load_stream

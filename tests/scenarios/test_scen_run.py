@@ -9,11 +9,12 @@ import json
 import pytest
 from PIL import Image
 
+from forkpoint.contract.branch import UnitRange
 from forkpoint.scenarios.runner import RunConfig, run_stream
 
 # lr 3e-3 and 3 epochs: Naive learns MNIST well above chance, then Fashion-MNIST overwrites it.
 CONFIG = RunConfig(strategies=("subtuning", "naive", "lwf"), resolution=32, epochs=3, lr=3e-3,
-                   candidates=(13, 16), max_blocks=2, device="cpu")
+                   candidates=UnitRange(13, 16), max_blocks=2, device="cpu")
 
 
 def test_small_domain_stream(tmp_path, lite0_32, tiny_domains):
