@@ -3,7 +3,8 @@
 * ``subtuning``: the learner's own ``add_task`` (profile, greedy selection, train);
 * ``subtuning-late``: ``add_task`` with a fixed branch on the last units (no selection);
 * ``linear-probe``: an empty branch (head only) on the frozen trunk's features;
-* ``lora``: LoRA adapters (peft) on the units SubTuning chose, plus a head;
+* ``lora``: LoRA adapters (peft) on the units SubTuning trained (the late units when it
+  trained none), plus a head;
 * ``full-ft``: every weight of a private backbone copy.
 
 The three baselines are built and trained by :mod:`forkpoint.learner.baselines`, the
@@ -38,6 +39,7 @@ class MethodResult:
     trainable_params: int
     start: int  # first tuned unit (num_blocks for a linear probe / full_ft: 0)
     stop: int
+    trained: list[int] | None = None  # subtuning: [start, stop) of the branch it trained (it may serve the probe instead)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -71,7 +73,10 @@ def affordable_units(bb: Backbone, s: BenchSettings) -> UnitRange:
 def run_subtuning(model: MultiTaskModel, task: str, sample: TaskSample, s: BenchSettings) -> MethodResult:
     """``add_task`` on ``model`` (the task stays attached: the forgetting benchmark reads it back)."""
     r = add_task(model, task, sample.task_data(), subtuning_config(s, len(sample.train[1]), sample.seed))
-    return MethodResult("subtuning", float(r.test_acc), r.val_acc, r.timings["total_s"], r.trainable_params, r.spec.start, r.spec.stop)
+    final = [c for c in r.greedy if c.stage == "final"]  # the trained branch, when the probe was served instead
+    trained = [final[-1].start, final[-1].stop] if final else [r.spec.start, r.spec.stop]
+    return MethodResult("subtuning", float(r.test_acc), r.val_acc, r.timings["total_s"], r.trainable_params, r.spec.start, r.spec.stop,
+                        trained)
 
 
 class SampleCaches:

@@ -2,7 +2,8 @@
 
 A prepared folder is built in a hidden sibling (``.<name>.partial-*``) and renamed into
 place, so ``data/`` never holds a half-written dataset. Those hidden names are listed in
-``.dvcignore`` so a crash mid-build cannot change the tracked directory's DVC hash.
+``.dvcignore`` so a crash mid-build cannot change the tracked directory's DVC hash. The
+fsync steps are the ones every single-file write uses (:mod:`forkpoint.contract.atomic`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from forkpoint.contract.atomic import fsync_dir, fsync_file
 
 PARTIAL = ".partial-"
 STALE = ".stale-"
@@ -62,8 +65,11 @@ def building(target: Path) -> Iterator[Path]:
         yield scratch
         if _same_files(scratch, target):
             return  # e.g. another process just built the same bytes: leave readers undisturbed
-        _fsync_tree(scratch)
+        for p in scratch.iterdir():
+            fsync_file(p)
+        fsync_dir(scratch)
         _swap_into_place(scratch, target)
+        fsync_dir(target.parent)
     finally:
         if scratch.exists():
             shutil.rmtree(scratch, ignore_errors=True)
@@ -89,9 +95,3 @@ def _same_files(a: Path, b: Path) -> bool:
     if not b.is_dir() or sorted(p.name for p in a.iterdir()) != sorted(p.name for p in b.iterdir()):
         return False
     return all(filecmp.cmp(p, b / p.name, shallow=False) for p in a.iterdir())
-
-
-def _fsync_tree(folder: Path) -> None:
-    for p in folder.iterdir():
-        with open(p, "rb") as f:
-            os.fsync(f.fileno())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from forkpoint.contract.errors import ConfigError, DataError, ForgettingError, ForkpointError
+from forkpoint.contract.errors import DataError, ForgettingError, ForkpointError
 
 
 class HomeNotInitializedError(ForkpointError):
@@ -19,7 +19,3 @@ class PredictionChangedError(ForgettingError):
 
 class ImageInputError(DataError):
     """An image path given to predict is missing, unreadable or not an image."""
-
-
-class BadOptionError(ConfigError):
-    """A CLI option value does not parse (e.g. --branch not START:END)."""

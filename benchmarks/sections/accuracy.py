@@ -37,10 +37,11 @@ def _one_sample(ctx: BenchContext, model: MultiTaskModel, task: str, sample, reg
     sub = run_subtuning(model, task, sample, s)
     caches = SampleCaches(bb, sample)
     late = fixed_late_units(bb, s)
+    lora = tuple(sub.trained) if sub.trained and sub.trained[0] < sub.trained[1] else late  # LoRA needs units to adapt
     # shallow to deep, so the shared prefix caches only move forward
     branch_methods = sorted(
         [
-            (sub.start, lambda: run_lora(bb, sample, s, caches, sub.start, sub.stop)),
+            (lora[0], lambda: run_lora(bb, sample, s, caches, *lora)),
             (late[0], lambda: run_fixed_branch(bb, sample, s, caches, *late)),
             (bb.num_blocks, lambda: run_linear_probe(bb, sample, s, caches)),
         ],

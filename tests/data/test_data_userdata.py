@@ -23,11 +23,11 @@ def test_image_folder_of_real_digits(digit_folder: Path):
     ds = load_dataset(digit_folder)
     assert ds.class_names == ["one", "two", "zero"]  # sorted folder names
     assert ds.image_shape == (28, 28) and ds.train.images.dtype == np.uint8  # all gray, one size: kept as is
-    assert (len(ds.train), len(ds.val), len(ds.test)) == (12, 3, 3)  # 70/10/20 of 6, >= 1 each
+    assert (len(ds.train), len(ds.val), len(ds.test)) == (15, 3, 0)  # 15% of 6 validates (>= 1); no test unless asked
     assert ds.conversions == {}
     assert ds.path == digit_folder and ds.md5 == dvc_md5(digit_folder)
     x, y = ds.train.tensors()
-    assert tuple(x.shape) == (12, 1, 28, 28) and float(x.max()) <= 1.0 and y.dtype.is_floating_point is False
+    assert tuple(x.shape) == (15, 1, 28, 28) and float(x.max()) <= 1.0 and y.dtype.is_floating_point is False
 
 
 def test_mixed_modes_and_sizes_are_converted_and_counted(tmp_path: Path, imgs):
@@ -103,10 +103,14 @@ def test_tiny_images_are_rejected(digit_folder: Path, imgs):
 
 
 def test_too_few_images_per_class(digit_folder: Path):
-    for p in sorted((digit_folder / "two").iterdir())[2:]:
+    for p in sorted((digit_folder / "two").iterdir())[1:]:
         p.unlink()
-    with pytest.raises(DataError, match="fewer than 3 distinct images: 'two' \\(2\\)"):
+    with pytest.raises(DataError, match="fewer than 2 distinct images: 'two' \\(1\\)"):
         load_dataset(digit_folder)
+    for p in sorted((digit_folder / "one").iterdir())[2:]:
+        p.unlink()
+    with pytest.raises(DataError, match="fewer than 3 distinct images: 'one' \\(2\\), 'two' \\(1\\)"):
+        load_dataset(digit_folder, test_fraction=0.2)  # train, val and test each need one
 
 
 def test_duplicates_are_removed_before_splitting(digit_folder: Path):
@@ -126,7 +130,7 @@ def test_huge_imbalance_warns_but_loads(tmp_path: Path, imgs):
     for k in range(3):
         imgs.save(root / "few" / f"{k}.png", imgs.digit(8, k))
     with pytest.warns(ImbalanceWarning, match="'many' has 40 images but 'few' only 3"):
-        ds = load_dataset(root)
+        ds = load_dataset(root, test_fraction=0.2)
     assert np.bincount(ds.test.labels).tolist() == [1, 8]
 
 
@@ -148,7 +152,7 @@ def test_csv_with_numeric_labels(tmp_path: Path, imgs):
     ds = load_dataset(csv)
     assert ds.class_names == ["0", "1", "10"]  # numeric order, not string order
     assert ds.path == csv and ds.md5 == dvc_md5(csv.parent)
-    assert np.array_equal(np.bincount(ds.train.labels), [3, 3, 3])
+    assert np.array_equal(np.bincount(ds.train.labels), [4, 4, 4])  # 1 of 5 validates, none tests
 
 
 def test_csv_with_class_names_and_header(tmp_path: Path, imgs):
@@ -167,7 +171,7 @@ def test_csv_missing_files_are_listed(tmp_path: Path, imgs):
     ("img/0_0.png,", "empty labels \\(row 17\\)"),
     ("img/0_1.png,cat", "mixes numeric labels and names \\(row 17 'cat'\\)"),
     ("img/0_2.png,-1", "negative labels \\(row 17 '-1'\\)"),
-    ("img/0_3.png,1,extra", "exactly 2 fields per row.*row 17 \\(3 fields\\)"),
+    ("img/0_3.png,1,extra", "same 2 or 3 fields on every row.*row 17 \\(3 fields\\)"),
     ("img/0_4.png,2", "lists 'img/0_4.png' twice with different labels \\(rows 6 and 17\\)"),
     ("../outside.png,1", "points outside its folder"),
 ])
@@ -199,3 +203,44 @@ def test_nothing_is_written_next_to_user_data(digit_folder: Path):
         warnings.simplefilter("error")
         load_dataset(digit_folder)
     assert sorted(p.relative_to(digit_folder) for p in digit_folder.rglob("*")) == before
+
+
+def test_a_test_split_is_kept_only_when_asked(digit_folder: Path):
+    ds = load_dataset(digit_folder, test_fraction=0.2)
+    assert (len(ds.train), len(ds.val), len(ds.test)) == (12, 3, 3)
+    with pytest.raises(DataError, match="--test-fraction") as e:
+        load_dataset(digit_folder, test_fraction=1.5)
+    _one_line(e)
+
+
+def test_given_train_val_test_folders_are_used_as_given(tmp_path: Path, imgs):
+    root = tmp_path / "split"
+    for split, n in (("train", 5), ("val", 2), ("test", 3)):
+        for label, name in enumerate(["zero", "one"]):
+            for k in range(n):
+                imgs.save(root / split / name / f"{k}.png", imgs.digit(label, 10 * n + k + (0 if split == "train" else 100)))
+    ds = load_dataset(root)
+    assert ds.class_names == ["one", "zero"]
+    assert (len(ds.train), len(ds.val), len(ds.test)) == (10, 4, 6)
+    assert np.bincount(ds.val.labels).tolist() == [2, 2]
+    # a class only in val/ has no training images: refused, naming the fix
+    imgs.save(root / "val" / "two" / "0.png", imgs.digit(2, 0))
+    with pytest.raises(DataError, match="classes that train/ lacks") as e:
+        load_dataset(root)
+    _one_line(e)
+
+
+def test_a_csv_split_column_is_honoured(tmp_path: Path, imgs):
+    rows = ["path,label,split"]
+    for label in (0, 1):
+        for k in range(6):
+            name = f"d{label}_{k}.png"
+            imgs.save(tmp_path / name, imgs.digit(label, k))
+            rows.append(f"{name},{label},{'train' if k < 4 else 'test'}")
+    (tmp_path / "data.csv").write_text("\n".join(rows) + "\n")
+    ds = load_dataset(tmp_path / "data.csv")
+    assert (len(ds.train), len(ds.val), len(ds.test)) == (8, 0, 4)  # val is carved by the learner
+    (tmp_path / "bad.csv").write_text("path,label,split\nd0_0.png,0,holdout\nd1_0.png,1,train\n")
+    with pytest.raises(DataError, match="unknown split names") as e:
+        load_dataset(tmp_path / "bad.csv")
+    _one_line(e)

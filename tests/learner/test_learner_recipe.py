@@ -1,0 +1,98 @@
+"""The training recipe on real data: LP-FT head, probe as a candidate, step floors, channels_last."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from forkpoint.contract.branch import UnitRange
+from forkpoint.learner import Branch, MultiTaskModel, TrainConfig, add_task, add_task_config
+from forkpoint.learner.cache import PrefixCache
+from forkpoint.learner.data import to_input
+from forkpoint.learner.probe import fit_probe
+from forkpoint.learner.profile import Candidate
+from forkpoint.learner.select import SelectionConfig, beats, paired_se
+from forkpoint.learner.train import fit, logits_of, schedule
+
+TEN = tuple(range(10))
+
+
+@pytest.fixture(scope="module")
+def digits10(digits_task):
+    """10 real digit classes, 10 training images each (100 in all), 20 test images per class."""
+    return digits_task(TEN, per_class=10, test_per_class=20, seed=3)
+
+
+def _caches(bb, data):
+    x = to_input(data.train.images, bb.resolution, bb.mean, bb.std)
+    y = torch.as_tensor(data.train.labels)
+    xt = to_input(data.test.images, bb.resolution, bb.mean, bb.std)
+    yt = torch.as_tensor(data.test.labels)
+    cpu = torch.device("cpu")
+    return PrefixCache(bb, x, cpu), y, PrefixCache(bb, xt, cpu), yt
+
+
+def test_one_epoch_on_100_images_still_clearly_beats_chance(lite0_32, digits10):
+    """--epochs 1: the step floor and the probe's head make a short schedule converge anyway."""
+    cfg = add_task_config(epochs=1, profile_epochs=1, device="cpu", candidates=UnitRange(14, 16), budget_blocks=2)
+    r = add_task(MultiTaskModel(lite0_32), "d", digits10, cfg)
+    assert r.test_acc > 0.5, r.test_acc  # chance is 0.1
+
+
+def test_default_recipe_is_not_below_the_probe(lite0_32, digits10):
+    """The probe is a candidate, so SubTuning should not lose to it beyond noise (200 test images: ~3 pts)."""
+    probe = add_task(MultiTaskModel(lite0_32), "d", digits10, add_task_config(branch=UnitRange.probe(16), device="cpu"))
+    sub = add_task(MultiTaskModel(lite0_32), "d", digits10,
+                   add_task_config(epochs=3, profile_epochs=1, device="cpu", candidates=UnitRange(14, 16), budget_blocks=2))
+    assert sub.test_acc >= probe.test_acc - 0.05, (sub.test_acc, probe.test_acc)
+
+
+def test_lp_ft_starts_every_branch_at_the_probe(lite0_32, digits10):
+    """A fresh branch's units equal the trunk's, so with the probe's head it predicts exactly what the probe does."""
+    train, y, test, yt = _caches(lite0_32, digits10)
+    probe = fit_probe(train.trunk_features(), y, test.trunk_features(), yt, 10)
+    branch = Branch.new(lite0_32, 14, 16, 10)
+    branch.init_head(probe.weight, probe.bias)
+    feats = test.trunk_features()
+    expected = feats @ probe.weight.T + probe.bias
+    torch.testing.assert_close(logits_of(lite0_32, branch, test), expected, rtol=1e-4, atol=1e-4)
+    assert probe.l2 in (1e-4, 1e-3, 1e-2, 1e-1, 1.0) and 0.0 <= probe.val_acc <= 1.0
+
+
+def test_min_steps_floor_and_bounded_validation_passes(lite0_32, digits10):
+    train, y, test, yt = _caches(lite0_32, digits10)
+    cfg = TrainConfig(epochs=1, batch_size=32, min_steps=20, max_evals=3, patience=0)
+    assert schedule(cfg, 100) == (20, 7)  # 4 steps an epoch, floored to 20, validation every 7
+    res = fit(lite0_32, Branch.new(lite0_32, 15, 16, 10), train, y, test, yt, cfg)
+    assert res.steps == 20 and res.epochs_run == 3 and len(res.history) == 3
+
+
+def test_channels_last_trains_the_same_branch(lite0_32, digits10):
+    """The speed lever changes memory order only: the trained weights agree to float tolerance."""
+    train, y, test, yt = _caches(lite0_32, digits10)
+    out = {}
+    for cl in (False, True):
+        branch = Branch.new(lite0_32, 14, 16, 10, seed=1)
+        fit(lite0_32, branch, train, y, test, yt, TrainConfig(epochs=2, batch_size=32, patience=0, channels_last=cl))
+        out[cl] = logits_of(lite0_32, branch, test)
+        assert all(p.is_contiguous() for p in branch.parameters())  # served in the standard layout
+    torch.testing.assert_close(out[True], out[False], rtol=1e-3, atol=1e-3)
+
+
+def _cand(correct: list[int], stage: str = "final") -> Candidate:
+    t = torch.tensor(correct, dtype=torch.bool)
+    return Candidate(0, 1, ["b"], 1, 1.0, float(t.float().mean()), 0.0, 1, stage, 0.5, t)
+
+
+def test_a_branch_must_beat_the_probe_by_more_than_noise():
+    cfg = SelectionConfig(eps=0.005, z=1.0)
+    probe = _cand([1] * 10 + [0] * 10, "probe")
+    # net +1 image of 20 from three discordant images: within noise
+    noisy = _cand([0] + [1] * 9 + [1, 1] + [0] * 8)
+    assert noisy.val_acc > probe.val_acc and not beats(noisy, probe, cfg)
+    # +10 images of 20, every one discordant the same way: clearly better
+    assert beats(_cand([1] * 20), probe, cfg)
+    assert paired_se(probe, probe) == 0.0
+    assert beats(noisy, probe, dataclasses.replace(cfg, z=0.0))  # the plain-eps rule would take it
