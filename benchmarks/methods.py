@@ -46,22 +46,22 @@ class MethodResult:
 
 
 def subtuning_config(s: BenchSettings, n_train: int, seed: int = 0, **rest) -> AddTaskConfig:
-    """How the benchmarks add a task: the learner's one config builder, with the run's settings.
+    """How the benchmarks add a task: the learner's one config builder with its defaults (what a user gets).
 
-    Fixed epochs (patience off, no step floor) so times compare epoch for epoch; every
-    other method trains on this config's schedule (:func:`train_config`). ``rest`` goes to
-    the builder (candidates, branch, cache, ...); ``candidates=None`` profiles the units
-    within the cost budget, as a user's call would.
+    Only the run's sizes are set here (epochs, batch, budgets); the step floors, early
+    stopping on validation, the probe's head (LP-FT) and the probe candidate are the
+    product's defaults. ``rest`` goes to the builder (candidates, branch, cache, ...).
     """
-    return add_task_config(epochs=s.train_epochs, profile_epochs=s.profile_epochs, patience=0, batch_size=s.batch_for(n_train),
-                           lr=s.lr, head_lr=s.head_lr, min_steps=0, profile_min_steps=0, budget_blocks=s.max_blocks,
-                           max_extra_cost=s.max_extra_cost, seed=seed, device=s.device, **rest)
+    return add_task_config(epochs=s.train_epochs, profile_epochs=s.profile_epochs, batch_size=s.batch_for(n_train),
+                           lr=s.lr, budget_blocks=s.max_blocks, max_extra_cost=s.max_extra_cost, seed=seed,
+                           device=s.device, **rest)
 
 
 def train_config(s: BenchSettings, n_train: int, epochs: int | None = None, seed: int = 0, lr: float | None = None) -> TrainConfig:
-    """One recipe for every method: SubTuning's own training schedule, with other ``epochs`` (profiles) or ``lr`` (full FT)."""
+    """The baselines' recipe: SubTuning's schedule (same epochs, step floor, early stopping on validation),
+    with their own body ``lr`` and ``head_lr`` for the random head they start from."""
     cfg = subtuning_config(s, n_train, seed).train
-    return replace(cfg, epochs=epochs or cfg.epochs, lr=lr or cfg.lr)
+    return replace(cfg, epochs=epochs or cfg.epochs, lr=lr or cfg.lr, head_lr=s.head_lr)
 
 
 def affordable_units(bb: Backbone, s: BenchSettings) -> UnitRange:

@@ -6,6 +6,7 @@ kill); unset, :func:`crash_point` is a dictionary lookup and nothing else. Point
 ``before_write``    inputs validated, nothing written yet
 ``after_rename``    weights file in place, no database transaction yet
 ``mid_transaction`` version row and audit event sent to the database, not committed
+``stream_registered_N`` a stream run has registered its N-th task (scenarios' resume tests)
 """
 
 from __future__ import annotations

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import time
 from pathlib import Path
 from typing import Iterator, Protocol, runtime_checkable
 
 from forkpoint.registry.codec import sha256
+from forkpoint.contract.atomic import write_bytes
 from forkpoint.registry.errors import ArtifactCorruptError, ArtifactMissingError, InvalidInputError, StoreWriteError
 
 SUFFIX = ".safetensors"
@@ -112,27 +112,12 @@ class LocalObjectStore:
             except OSError:
                 pass
             # present but damaged: fall through and rewrite the good bytes over it
-        tmp = None
         try:
-            final.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=SUFFIX, dir=final.parent)
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fchmod(f.fileno(), 0o444)  # objects are immutable; also readable by the team
-                os.fsync(f.fileno())
-            os.replace(tmp, final)
-            _fsync_dir(final.parent)
+            write_bytes(final, data, mode=0o444, prefix=TMP_PREFIX)  # immutable, readable by the team
         except OSError as e:
-            if tmp:
-                Path(tmp).unlink(missing_ok=True)
             raise StoreWriteError(
                 f"cannot write {self.rel(digest)} under {self.root.parent} ({e.strerror or e}): check free space and permissions"
             ) from None
-        except BaseException:
-            if tmp:
-                Path(tmp).unlink(missing_ok=True)
-            raise
         return digest
 
     def get(self, digest: str, *, used_by: str = "") -> bytes:
@@ -187,11 +172,3 @@ class LocalObjectStore:
         except FileNotFoundError:
             return None
         return size
-
-
-def _fsync_dir(d: Path) -> None:
-    fd = os.open(d, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -15,8 +15,6 @@ tag every version with the stream's run id.
 
 from __future__ import annotations
 
-import os
-import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,12 +22,12 @@ from forkpoint.learner import AddTaskConfig, MultiTaskModel
 from forkpoint.contract.errors import ConfigError
 from forkpoint.registry import UnknownTaskError, VersionRecord
 from forkpoint.scenarios.streams import Stream, StreamTask
-from forkpoint.scenarios.subtuning import AddedTask, TrainLocally
+from forkpoint.registry.crashpoints import crash_point
+from forkpoint.scenarios.subtuning import ObtainedBranch, TrainLocally
 from forkpoint.workflows.home import Home
 from forkpoint.workflows.live import rebuild_branch
 from forkpoint.workflows.tasks import check_new_version_fits
 
-CRASH_ENV = "FORKPOINT_STREAM_CRASH_AFTER"  # test seam: SIGKILL right after this many tasks were registered
 
 
 def data_description(task: StreamTask, stream: Stream) -> dict:
@@ -63,7 +61,7 @@ class RegistryTasks:
         mine = [v for v in versions if v.run_id == self.run_id]
         return mine[-1] if mine else None
 
-    def obtain(self, model: MultiTaskModel, label: int, task: StreamTask) -> AddedTask:
+    def obtain(self, model: MultiTaskModel, label: int, task: StreamTask) -> ObtainedBranch:
         record = self.registered(task)
         if record is not None:
             return self._restore(model, label, task, record)
@@ -72,11 +70,10 @@ class RegistryTasks:
         record = self._register(added, label, task)
         added.registered_as = record.ref
         self.recorded.append(record)
-        if os.environ.get(CRASH_ENV) == str(len(self.recorded)):
-            os.kill(os.getpid(), signal.SIGKILL)
+        crash_point(f"stream_registered_{len(self.recorded)}")  # test seam: SIGKILL after the n-th registration
         return added
 
-    def _restore(self, model: MultiTaskModel, label: int, task: StreamTask, record: VersionRecord) -> AddedTask:
+    def _restore(self, model: MultiTaskModel, label: int, task: StreamTask, record: VersionRecord) -> ObtainedBranch:
         if list(record.class_names) != task.class_names:
             raise ConfigError(
                 f"{record.ref} of run {self.run_id} has classes {list(record.class_names)}, the stream has {task.class_names}: resume with the same data"
@@ -84,10 +81,10 @@ class RegistryTasks:
         branch = rebuild_branch(self.home, record, self.home.registry.load_tensors(task.name, record.version))
         model.add(task.name, branch, task.class_names)
         seconds = float(record.metrics.get("timings", {}).get("total_s", 0.0))
-        return AddedTask(label, task.name, model.branches[task.name], record.trainable_params, seconds,
+        return ObtainedBranch(label, task.name, model.branches[task.name], record.trainable_params, seconds,
                          restored_from=record.ref)
 
-    def _register(self, added: AddedTask, label: int, task: StreamTask) -> VersionRecord:
+    def _register(self, added: ObtainedBranch, label: int, task: StreamTask) -> VersionRecord:
         report = added.report
         assert report is not None
         n = len(self.stream.tasks)

@@ -45,7 +45,6 @@ class ObtainedBranch:
     registered_as: str | None = None  # "task@version" when recorded now
 
 
-AddedTask = ObtainedBranch  # the old name, until scenarios.recording imports ObtainedBranch
 
 
 class TaskSource(Protocol):

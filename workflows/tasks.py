@@ -8,10 +8,9 @@ most an unreferenced file for ``gc``). Ctrl-C before that point writes nothing.
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
+from forkpoint.contract.ids import new_run_id
 from forkpoint.learner import AddTaskConfig, TaskReport, add_task
 from forkpoint.registry import BackboneMismatchError, ClassNamesMismatchError, TaskRecord, UnknownTaskError, VersionRecord
 from forkpoint.registry.validate import task_name
@@ -27,11 +26,6 @@ class AddedTask:
     report: TaskReport
     version: VersionRecord
     live: LiveModel
-
-
-def new_run_id() -> str:
-    """Sortable and unique enough to name one add-task run (its plots folder, its version)."""
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 
 
 def existing_task(home: Home, name: str) -> TaskRecord | None:

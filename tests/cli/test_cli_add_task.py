@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -48,9 +49,11 @@ def test_the_human_output_names_branch_accuracy_cost_and_plot(cli):
     cli.ok("init", "--resolution", "32")
     out = cli.ok("add-task", "digits", "--data", "digits", "--candidates", "15:16", "--profile-epochs", "1",
                  "--limit-per-class", "4", "--epochs", "1", "--no-probe").stdout
-    for words in ("digits v1 registered (live)", "branch point", "15:15 (blocks.6.0)", "validation accuracy",
+    for words in ("digits v1 registered (live)", "branch point", "validation accuracy",
                   "test accuracy", "extra inference cost", "profile plot", "digits-profile.png", "no forgetting"):
         assert words in out, words
+    # profiled block 15 only; greedy may grow it leftwards (up to 3 blocks)
+    assert re.search(r"1[3-5]:15 \(blocks\.[56]\.\d", out), out
 
 
 def _versions(cli) -> dict[str, int]:

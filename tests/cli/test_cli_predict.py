@@ -57,7 +57,8 @@ def test_predict_for_named_tasks_only(trained, digit_pngs):
     for a, b in zip(both["images"], one["images"]):
         assert set(b["tasks"]) == {"digits"}
         assert b["tasks"]["digits"]["label"] == a["tasks"]["digits"]["label"]
-        assert b["tasks"]["digits"]["probability"] == pytest.approx(a["tasks"]["digits"]["probability"], abs=1e-6)
+        # another task set stacks other rows into the shared units: float32 kernels may round differently
+        assert b["tasks"]["digits"]["probability"] == pytest.approx(a["tasks"]["digits"]["probability"], abs=1e-5)
     table = trained.ok("predict", str(digit_pngs / "7_0.png")).stdout
     assert "7_0.png" in table and "digits" in table and "mnist" in table
 

@@ -15,7 +15,7 @@ import pytest
 
 from forkpoint.contract.branch import UnitRange
 from forkpoint.contract.errors import ConfigError
-from forkpoint.scenarios.recording import CRASH_ENV
+from forkpoint.registry.crashpoints import ENV as CRASH_ENV
 from forkpoint.scenarios.runner import RunConfig, run_stream
 from forkpoint.scenarios.runstate import RunState
 from forkpoint.scenarios.streams import StreamOptions, load_stream
@@ -48,7 +48,7 @@ def home(tmp_path):
 def test_killed_run_resumes_from_the_last_registered_task(tmp_path, home):
     out = tmp_path / "run"
     script = CHILD.format(options=OPTIONS, config=CONFIG)
-    env = {**os.environ, CRASH_ENV: "1"}  # SIGKILL right after the first task is registered
+    env = {**os.environ, CRASH_ENV: "stream_registered_1"}  # SIGKILL right after the first task is registered
     child = subprocess.run([sys.executable, "-c", script, str(home.path), str(out)], env=env,
                            cwd=Path.cwd(), capture_output=True, text=True, timeout=600)
     assert child.returncode == -signal.SIGKILL, child.stderr[-2000:]

@@ -1,0 +1,164 @@
+"""Ablation of the learner's recipe: each lever switched off alone, and the old recipe, on the same images.
+
+``python -m forkpoint.benchmarks.ablation [--out DIR] [--tasks mnist,animals] [--regimes 10,100]``
+writes ``ablation.json`` and ``ablation.md`` (``--publish`` copies them to
+benchmarks/results/ and docs/ablation.md; ``--from-results FILE`` re-renders the page).
+Every variant of one (task, regime, seed) sees the same train/validation/test images;
+validation is carved from training data and nothing is tuned on the test split.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import click
+
+from forkpoint.contract.atomic import write_text
+from forkpoint.learner.config import AddTaskConfig, with_training
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "benchmarks" / "results" / "ablation-cpu.json"
+PAGE = REPO / "docs" / "ablation.md"
+
+
+def _old(c: AddTaskConfig) -> AddTaskConfig:
+    """The recipe before this change: random head at 3x rate, epochs only, accuracy-ranked greedy, no probe."""
+    c = with_training(c, min_steps=0, head_lr=3 * c.train.lr, channels_last=False)
+    sel = dataclasses.replace(c.selection, metric="acc", eps=0.01, z=0.0)
+    return dataclasses.replace(c, lp_init=False, probe_candidate=False, selection=sel, cv_below_val=0)
+
+
+VARIANTS: dict[str, tuple[str, Callable[[AddTaskConfig], AddTaskConfig]]] = {
+    "default": ("the shipped recipe", lambda c: c),
+    "old-recipe": ("before: random head (3x lr), epochs only, accuracy-greedy, no probe", _old),
+    "no-lp-ft": ("head starts random (3x lr) instead of from the probe", lambda c: dataclasses.replace(
+        with_training(c, head_lr=3 * c.train.lr), lp_init=False)),
+    "no-probe": ("the probe never competes (always serve the trained branch)", lambda c: dataclasses.replace(c, probe_candidate=False)),
+    "no-cv": ("probe vs branch on the validation split even when tiny", lambda c: dataclasses.replace(c, cv_below_val=0)),
+    "no-step-floor": ("epochs only (no minimum optimizer steps)", lambda c: dataclasses.replace(
+        with_training(c, min_steps=0), profile=dataclasses.replace(c.profile, min_steps=0))),
+    "acc-greedy": ("profile/greedy ranked by validation accuracy, not loss", lambda c: dataclasses.replace(
+        c, selection=dataclasses.replace(c.selection, metric="acc"))),
+    "bn-adapt": ("the branch's BatchNorm copies adapt their statistics", lambda c: with_training(c, bn_adapt=True)),
+    "no-channels-last": ("NCHW training (speed lever; same numbers)", lambda c: with_training(c, channels_last=False)),
+}
+
+
+def run(tasks: list[str], regimes: list[int], seed: int, resolution: int, epochs: int, variants: list[str]) -> dict:
+    import torch
+
+    from forkpoint.benchmarks.datasets import load_pool, sample_task
+    from forkpoint.learner import MultiTaskModel, add_task, add_task_config, load_backbone
+
+    torch.set_num_threads(1)
+    bb = load_backbone(resolution=resolution)
+    rows = []
+    for task in tasks:
+        pool = load_pool(task)
+        for per_class in regimes:
+            sample = sample_task(pool, per_class, per_class, 50, seed)
+            data = sample.task_data()
+            base = add_task_config(epochs=epochs, profile_epochs=1, device="cpu", seed=seed,
+                                   batch_size=max(8, min(64, len(sample.train[1]) // 8)))
+            for name in variants:
+                cfg = VARIANTS[name][1](base)
+                t0 = time.perf_counter()
+                r = add_task(MultiTaskModel(bb), task, data, cfg)
+                row = {"task": task, "per_class": per_class, "seed": seed, "variant": name, "test_acc": r.test_acc,
+                       "val_acc": r.val_acc, "branch": [r.spec.start, r.spec.stop], "seconds": time.perf_counter() - t0,
+                       "sizes": r.split_sizes}
+                rows.append(row)
+                click.echo(json.dumps(row), err=True)
+    return {"machine": {"python": sys.version.split()[0], "platform": platform.platform(), "processor": platform.machine(),
+                        "torch": torch.__version__, "threads": 1},
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "settings": {"tasks": tasks, "regimes": regimes, "seed": seed, "resolution": resolution, "epochs": epochs,
+                         "test_per_class": 50},
+            "variants": {k: VARIANTS[k][0] for k in variants}, "rows": rows}
+
+
+def render(res: dict) -> str:
+    """The markdown page, from the results alone."""
+    st = res["settings"]
+    variants = list(res["variants"])
+    keys = sorted({(r["task"], r["per_class"]) for r in res["rows"]}, key=lambda k: (k[1], k[0]))
+    by = {(r["task"], r["per_class"], r["variant"]): r for r in res["rows"]}
+    lines = [
+        "# Ablation of the learner's recipe",
+        "",
+        "<!-- generated by `python -m forkpoint.benchmarks.ablation --from-results benchmarks/results/ablation-cpu.json --publish`; do not edit -->",
+        "",
+        f"Embedded Lite0 at {st['resolution']} px, {st['epochs']} training epochs, 1 profile epoch, seed {st['seed']}, "
+        f"{st['test_per_class']} test images per class; each column switches one lever of the shipped recipe off "
+        f"(or the old recipe back on) on the same images. Machine: {res['machine']['processor']}, torch "
+        f"{res['machine']['torch']}, {res['machine']['threads']} thread, {res['date']}.",
+        "",
+        "Test accuracy (%) and the branch served (`probe` = head only):",
+        "",
+        "| task | images/class | " + " | ".join(variants) + " |",
+        "|---|---|" + "---|" * len(variants),
+    ]
+    for task, pc in keys:
+        cells = []
+        for v in variants:
+            r = by.get((task, pc, v))
+            if r is None:
+                cells.append("-")
+                continue
+            start, stop = r["branch"]
+            where = "probe" if start == stop else f"{start}:{stop - 1}"
+            cells.append(f"{100 * r['test_acc']:.1f} ({where})")
+        lines.append(f"| {task} | {pc} | " + " | ".join(cells) + " |")
+    lines += ["", "Mean test accuracy and mean seconds per add-task:", "", "| variant | what it changes | mean acc % | mean s |",
+              "|---|---|---|---|"]
+    for v in variants:
+        rs = [r for r in res["rows"] if r["variant"] == v]
+        if rs:
+            acc = 100 * sum(r["test_acc"] for r in rs) / len(rs)
+            sec = sum(r["seconds"] for r in rs) / len(rs)
+            lines.append(f"| {v} | {res['variants'][v]} | {acc:.1f} | {sec:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+@click.command()
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("bench-results"), show_default=True)
+@click.option("--tasks", default="mnist,animals", show_default=True)
+@click.option("--regimes", default="10,100", show_default=True, help="Images per class (validation carved from them).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--resolution", type=int, default=64, show_default=True)
+@click.option("--epochs", type=int, default=5, show_default=True)
+@click.option("--variants", default=",".join(VARIANTS), show_default=True)
+@click.option("--publish", is_flag=True, help="Copy the results to benchmarks/results/ and the page to docs/ablation.md.")
+@click.option("--from-results", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None)
+def main(out: Path, tasks: str, regimes: str, seed: int, resolution: int, epochs: int, variants: str, publish: bool,
+         from_results: Path | None) -> None:
+    """Switch each lever of the learner's recipe off alone and compare on the same images."""
+    if from_results is not None:
+        res = json.loads(from_results.read_text())
+    else:
+        names = [v for v in variants.split(",") if v]
+        unknown = [v for v in names if v not in VARIANTS]
+        if unknown:
+            raise click.BadParameter(f"unknown variant {unknown[0]!r}: use {', '.join(VARIANTS)}", param_hint="--variants")
+        res = run(tasks.split(","), [int(r) for r in regimes.split(",")], seed, resolution, epochs, names)
+    page = render(res)
+    write_text(out / "ablation.json", json.dumps(res, indent=1))
+    write_text(out / "ablation.md", page)
+    if publish:
+        write_text(RESULTS, json.dumps(res, indent=1))
+        write_text(PAGE, page)
+    click.echo(page)
+
+
+if __name__ == "__main__":
+    from forkpoint.cli import ForkpointGroup  # one error boundary for every entry point
+
+    group = ForkpointGroup(name="ablation", commands={"run": main})
+    group.main(["run", *sys.argv[1:]], prog_name="python -m forkpoint.benchmarks.ablation")
