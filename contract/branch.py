@@ -80,7 +80,7 @@ def parse_range(text: str, num_blocks: int | None = None, *, inclusive: bool = T
         form = "START:END (END inclusive), N or probe" if inclusive else "LO:HI (HI exclusive)"
         raise ConfigError(f"{what} {text!r} is not a unit range: use {form}") from None
     rng = UnitRange(a, b + 1 if inclusive else b)
-    if len(rng) < 1:
+    if rng.stop - rng.start < 1:
         form = "START <= END" if inclusive else "LO < HI"
         raise ConfigError(f"{what} {text!r} ends before it starts: use {form}")
     if num_blocks is not None and not (0 <= rng.start and rng.stop <= num_blocks):

@@ -38,6 +38,7 @@ from forkpoint.registry.errors import (
     UnknownTaskError,
     UnknownVersionError,
 )
+from forkpoint.registry.maintenance import GC_GRACE_S, MaintenanceMixin  # noqa: F401 - GC_GRACE_S re-exported
 from forkpoint.registry.migrate import upgrade
 from forkpoint.registry.models import AuditEvent, Backbone, Task, TaskVersion
 from forkpoint.registry.provenance import default_actor, lib_versions
@@ -46,20 +47,16 @@ from forkpoint.registry.records import (
     BackboneRecord,
     TaskHistory,
     TaskRecord,
-    VerifyReport,
     VersionDiff,
     VersionRecord,
     utc,
 )
 from forkpoint.registry.store import LocalObjectStore, WeightStore
-from forkpoint.registry.verify import DvcMd5Fn, TrunkFingerprintFn, orphans, references
-from forkpoint.registry.verify import verify as run_verify
 
 if TYPE_CHECKING:  # torch is imported only where tensors are (de)serialised: read commands stay torch-free
     import torch
 
 MAX_ATTEMPTS = 8
-GC_GRACE_S = 15 * 60  # gc leaves younger orphans alone: they may belong to a write still in flight
 LIVE_ACTIONS = ("add_version", "promote", "rollback")
 
 
@@ -67,8 +64,10 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class Registry:
-    """Versioned tasks of one or more frozen backbones. Open with :meth:`open`."""
+class Registry(MaintenanceMixin):
+    """Versioned tasks of one or more frozen backbones. Open with :meth:`open`.
+
+    Integrity and maintenance (``verify``, ``gc``) live in :mod:`forkpoint.registry.maintenance`."""
 
     def __init__(self, home: Path, engine: sa.Engine, url: str, store: WeightStore | None = None) -> None:
         self.home = home
@@ -416,70 +415,6 @@ class Registry:
             if limit is not None:
                 q = q.limit(limit)
             return [AuditRecord.of(e) for e in reversed(s.exec(q).all())]
-
-    # ---- integrity -----------------------------------------------------------------
-
-    def _all_versions(self) -> tuple[list[BackboneRecord], list[VersionRecord], list[str]]:
-        with self._read() as s:
-            bbs = s.exec(select(Backbone).order_by(Backbone.id)).all()
-            fps = {b.id: b.fingerprint for b in bbs}
-            tasks = {t.id: t for t in s.exec(select(Task)).all()}
-            rows = s.exec(select(TaskVersion).order_by(TaskVersion.task_id, TaskVersion.version)).all()
-            versions = [VersionRecord.of(r, tasks[r.task_id], fps[tasks[r.task_id].backbone_id],
-                                         self.store.rel(r.weights_sha256)) for r in rows]
-            have = {(v.task, v.version) for v in versions}
-            dangling = [f"task {t.name!r}: live version {t.live_version} does not exist"
-                        for t in tasks.values() if t.live_version is not None and (t.name, t.live_version) not in have]
-            return [BackboneRecord.of(b) for b in bbs], versions, dangling
-
-    def verify(
-        self,
-        trunk_fingerprint_fn: TrunkFingerprintFn | None = None,
-        dvc_md5_fn: DvcMd5Fn | None = None,
-        actor: str | None = None,
-    ) -> VerifyReport:
-        """Recompute every artifact hash; optionally re-fingerprint each trunk
-        (``trunk_fingerprint_fn(backbone) -> sha256 hex``) and re-read each version's
-        DVC md5 (``dvc_md5_fn(data_path) -> md5``); list orphan files. Logged."""
-        bbs, versions, dangling = self._all_versions()
-        report = run_verify(self.store, bbs, versions, dangling, trunk_fingerprint_fn, dvc_md5_fn)
-        with self._write() as s:
-            s.add(self._event(actor or default_actor(), "verify", "registry", details={
-                "ok": report.ok, "problems": list(report.problems), "orphans": len(report.orphans),
-                "checked_objects": report.checked_objects, "checked_data": report.checked_data,
-            }))
-            s.commit()
-        return report
-
-    def gc(self, min_age_s: float = GC_GRACE_S, actor: str | None = None, *, dry_run: bool = False) -> list[str]:
-        """Delete orphan store entries (never rows) older than ``min_age_s``; returns their keys.
-
-        Entries are listed before the rows are read, and in-flight writes refresh their
-        object's age, so a version committed meanwhile is never robbed of its weights.
-        ``dry_run`` lists what would be deleted and deletes nothing (still logged, as such).
-        """
-        candidates = orphans(self.store, (), min_age_s)  # every entry old enough, listed first
-        bbs, versions, _ = self._all_versions()
-        keep = set(references(bbs, versions))
-        chosen: list[str] = []
-        freed = 0
-        for key in candidates:
-            if self.store.digest_of(key) in keep or self.store.age_s(key) < min_age_s:
-                continue
-            if not dry_run:
-                size = self.store.delete(key)
-                if size is None:
-                    continue
-                freed += size
-            chosen.append(key)
-        details: dict[str, Any] = {"dry_run": dry_run, "deleted": [] if dry_run else chosen, "bytes_freed": freed,
-                                   "min_age_s": min_age_s}
-        if dry_run:
-            details["would_delete"] = chosen
-        with self._write() as s:
-            s.add(self._event(actor or default_actor(), "gc", "registry", details=details))
-            s.commit()
-        return chosen
 
     # ---- helpers -------------------------------------------------------------------
 

@@ -1,0 +1,230 @@
+"""Commands over a home and its tasks: ``init``, ``info``, ``add-task``, ``predict``, ``demo``, ``samples``."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import click
+
+from forkpoint.commands._shared import (
+    DEFAULT_BACKBONE,
+    DEMO_HOME,
+    State,
+    UnitRangeParam,
+    emit_json,
+    json_option,
+    pass_state,
+    resolve_units,
+)
+
+
+# ---- home -------------------------------------------------------------------------------
+
+
+@click.command()
+@click.option("--backbone", "arch", default=DEFAULT_BACKBONE, show_default=True,
+              help="timm architecture. The default uses the embedded ImageNet weights (offline).")
+@click.option("--weights", type=click.Path(exists=True, dir_okay=False), help="Local .safetensors/state-dict file for --backbone; stored in the registry.")
+@click.option("--resolution", type=click.IntRange(16, 1024), help="Input size in pixels (default: the model's, 224 for Lite0; 64 is a good CPU choice).")
+@json_option
+@pass_state
+def init(state: State, arch: str, weights: str | None, resolution: int | None, as_json: bool) -> None:
+    """Create a registry home and register its frozen trunk (idempotent for the same trunk)."""
+    from forkpoint.workflows.home import init_home
+    from forkpoint.workflows.render import backbone_dict, backbone_table
+
+    result = init_home(state.home, state.db, arch, weights, resolution)
+    with result.home as home:
+        db = _shown_db(home.registry.url)
+        if as_json:
+            emit_json({**backbone_dict(home.record, str(home.path), db), "created": result.created})
+            return
+        state.console.print(backbone_table(home.record, str(home.path), db))
+        state.note(("initialised " if result.created else "already initialised: ") + f"{home.path}. Next: `forkpoint add-task NAME --data mnist`")
+
+
+def _shown_db(url: str) -> str:
+    from forkpoint.registry.db import shown
+
+    return shown(url)
+
+
+@click.command()
+@json_option
+@pass_state
+def info(state: State, as_json: bool) -> None:
+    """Show the home, its database and its trunk (block names for --branch)."""
+    from forkpoint.workflows.render import backbone_dict, backbone_table
+
+    with state.open() as home:
+        db = _shown_db(home.registry.url)
+        if as_json:
+            emit_json({**backbone_dict(home.record, str(home.path), db), "num_tasks": len(home.registry.list_tasks())})
+            return
+        state.console.print(backbone_table(home.record, str(home.path), db))
+        state.console.print("blocks: " + ", ".join(f"{i}={n}" for i, n in enumerate(home.record.block_names)), highlight=False)
+
+
+# ---- adding tasks ------------------------------------------------------------------------
+
+
+@click.command("add-task")
+@click.argument("name")
+@click.option("--data", "source", required=True, metavar="NAME|PATH",
+              help="Built-in dataset (mnist, animals, digits, fashion), a prepared folder, an ImageFolder dir or a path,label CSV.")
+@click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), envvar="FORKPOINT_DATA", default=Path("data"),
+              show_default=True, help="Where built-in datasets are prepared (env FORKPOINT_DATA).")
+@click.option("--limit-per-class", type=click.IntRange(min=2), help="Use at most N images per class in each split (quick runs, low-data studies).")
+@click.option("--val-limit-per-class", type=click.IntRange(min=1), help="Cap validation images per class separately (profiling scores every block on them).")
+@click.option("--budget-blocks", type=click.IntRange(min=1), default=3, show_default=True, help="Most consecutive blocks the branch may tune.")
+@click.option("--max-extra-cost", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
+              help="Most extra inference cost, in % of one trunk pass.")
+@click.option("--eps", type=click.FloatRange(min=0), default=0.005, show_default=True,
+              help="A wider branch (or any branch over the linear probe) must win on validation by more than this and than one standard error.")
+@click.option("--branch", type=UnitRangeParam(),
+              help="Fix the branch to blocks START:END (inclusive; indices or names), or 'probe' for a head-only linear probe; skips profiling.")
+@click.option("--candidates", type=UnitRangeParam(), help="Profile only blocks LO:HI (HI exclusive). Default: the blocks within --max-extra-cost.")
+@click.option("--test-fraction", type=click.FloatRange(0, 0.9, max_open=True), default=0.0, show_default=True,
+              help="For a folder/CSV without its own test split: hold out this share of each class for testing (default: none, every image trains or validates).")
+@click.option("--siamese", is_flag=True, help="Head sees the branch's and the frozen trunk's features (Siamese SubTuning).")
+@click.option("--probe/--no-probe", "probe", default=True, show_default=True,
+              help="The linear probe (head only, no extra cost) competes with the trained branch and is served unless the branch beats it on validation.")
+@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Training epochs for the chosen branch (at least --min-steps optimizer steps are taken).")
+@click.option("--profile-epochs", type=click.IntRange(min=1), default=3, show_default=True, help="Epochs per profiled candidate (at least 100 steps).")
+@click.option("--min-steps", type=click.IntRange(min=0), default=150, show_default=True,
+              help="Fewest optimizer steps for the chosen branch, so few epochs on few images still converge.")
+@click.option("--patience", type=click.IntRange(min=0), default=4, show_default=True, help="Early-stopping patience in validation passes (0: off).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True,
+              help="Learning rate of the tuned blocks and of the head (which starts from the fitted linear probe).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the validation split, the per-class limit and training.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--description", default="", help="Free text stored with the version.")
+@click.option("--stage", "staged", is_flag=True, help="Register the version without making it live (promote it later).")
+@json_option
+@pass_state
+def add_task_cmd(state: State, name: str, source: str, data_root: Path, limit_per_class: int | None,
+                 val_limit_per_class: int | None, budget_blocks: int,
+                 max_extra_cost: float, eps: float, branch, candidates, test_fraction: float, siamese: bool, probe: bool, epochs: int,
+                 profile_epochs: int, min_steps: int, patience: int, batch_size: int, lr: float, seed: int, device: str,
+                 description: str, staged: bool, as_json: bool) -> None:
+    """Profile, select, SubTune and register task NAME (a new version if NAME exists)."""
+    from forkpoint.learner import add_task_config
+    from forkpoint.registry.validate import task_name
+    from forkpoint.workflows.datasets import load_task_data
+    from forkpoint.workflows.progress import PhaseProgress
+    from forkpoint.workflows.render import added_dict, added_table
+    from forkpoint.workflows.tasks import add_task_version, check_new_version_fits
+
+    task_name(name)
+    state.compute()
+    with state.open() as home:
+        blocks = list(home.record.block_names)
+        cfg = add_task_config(
+            epochs=epochs, profile_epochs=profile_epochs, patience=patience, batch_size=batch_size, lr=lr,
+            min_steps=min_steps, eps=eps, budget_blocks=budget_blocks, max_extra_cost=max_extra_cost, seed=seed,
+            candidates=resolve_units(candidates, blocks, "--candidates", inclusive=False),
+            branch=resolve_units(branch, blocks, "--branch"),
+            siamese=siamese, probe_candidate=probe, device=device,
+        )
+        data = load_task_data(source, data_root, limit_per_class, seed, resolution=home.record.resolution,
+                              val_limit=val_limit_per_class, test_fraction=test_fraction)
+        previous = check_new_version_fits(home, name, data.class_names)
+        state.note(f"{name}: {data.dataset.name}, {len(data.class_names)} classes, "
+                   + ", ".join(f"{k} {v}" for k, v in data.sizes.items())
+                   + (f" (new version of a task with live v{previous.live_version})" if previous else ""))
+        display = state.progress()
+        with display or contextlib.nullcontext():
+            added = add_task_version(home, name, data, cfg, description=description, promote=not staged,
+                                     progress=PhaseProgress(display))
+    if as_json:
+        emit_json(added_dict(added))
+    else:
+        state.console.print(added_table(added))
+
+
+# ---- serving -----------------------------------------------------------------------------------
+
+
+@click.command()
+@click.argument("images", nargs=-1, required=True, metavar="IMAGE_OR_DIR...")
+@click.option("--task", "task_names", multiple=True, metavar="NAME", help="Only these tasks (repeatable). Default: every live task.")
+@click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True, help="Classes listed per task in --json.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True,
+              help="Where the shared pass runs (auto: CUDA when present).")
+@json_option
+@pass_state
+def predict(state: State, images: tuple[str, ...], task_names: tuple[str, ...], top_k: int, device: str, as_json: bool) -> None:
+    """Classify images with every live task (or --task ones) in one shared forward pass."""
+    from forkpoint.learner.train import resolve_device
+    from forkpoint.workflows.live import load_live_model
+    from forkpoint.workflows.predict import collect_images, predict_images
+    from forkpoint.workflows.render import predictions_table
+
+    paths = collect_images(list(images))
+    target = resolve_device(device)
+    state.compute()
+    with state.open() as home:
+        live = load_live_model(home, tasks=list(task_names) or None)
+        if not live.tasks:
+            raise click.UsageError("no live tasks to predict with: add one with `forkpoint add-task NAME --data ...`")
+        live.model.to(target)
+        preds = predict_images(live, paths, live.tasks, top_k=top_k)
+        if as_json:
+            emit_json({
+                "backbone_fingerprint": home.fingerprint,
+                "versions": {t: live.versions[t].version for t in live.tasks},
+                "images": [p.to_dict() for p in preds],
+            })
+            return
+        state.console.print(predictions_table(preds, live.tasks))
+        state.note(f"one shared pass for {len(live.tasks)} task(s): extra cost {live.model.extra_cost_pct():.1f}% of one trunk pass")
+
+
+# ---- demo and samples ---------------------------------------------------------------------------------------
+
+
+@click.command()
+@click.option("--home", "demo_home", type=click.Path(file_okay=False, path_type=Path), default=DEMO_HOME, show_default=True,
+              help="Demo registry home; wiped first (only if it is a previous demo home or empty).")
+@click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), envvar="FORKPOINT_DATA", default=Path("data"), show_default=True)
+@click.option("--limit-per-class", type=click.IntRange(min=4), default=None,
+              help="Images per class in every split (default: 100 train/test and 20 validation, ~3 minutes on 2 cores).")
+@click.option("--resolution", type=click.IntRange(16, 1024), default=64, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Training epochs per task (default 6).")
+@click.option("--profile-epochs", type=click.IntRange(min=1), default=None, help="Epochs per profiled block (default 2).")
+@click.option("--candidates", type=UnitRangeParam(), help="Profile only blocks LO:HI (HI exclusive; quick runs). Default: all blocks.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@pass_state
+def demo(state: State, demo_home: Path, data_root: Path, limit_per_class: int | None, resolution: int,
+         epochs: int | None, profile_epochs: int | None, candidates, device: str) -> None:
+    """Three real tasks on the embedded Lite0 (MNIST, animal silhouettes, sklearn digits), checked for forgetting."""
+    from forkpoint.learner.backbone import load_backbone
+    from forkpoint.workflows.demo import DemoSettings, run_demo
+
+    state.compute()
+    blocks = load_backbone().block_names if candidates else []
+    settings = DemoSettings.default(limit_per_class, resolution, epochs, profile_epochs, device,
+                                    resolve_units(candidates, blocks, "--candidates", inclusive=False))
+    run_demo(demo_home, data_root, settings, state.console, show_progress=not state.quiet)
+
+
+@click.command()
+@click.option("--data", "source", required=True, metavar="NAME|PATH", help="Dataset to take images from (as for add-task).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder to write PNGs into.")
+@click.option("--per-class", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True)
+@click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), envvar="FORKPOINT_DATA", default=Path("data"), show_default=True)
+@pass_state
+def samples(state: State, source: str, out: Path, per_class: int, split: str, data_root: Path) -> None:
+    """Write a few real images of a dataset as PNGs (to try `forkpoint predict` on)."""
+    from forkpoint.workflows.samples import write_samples
+
+    written = write_samples(source, out, per_class, split, data_root)
+    state.console.print(f"wrote {len(written)} image(s) to {out}", highlight=False)
+
+
+
+COMMANDS: tuple[click.Command, ...] = (init, info, add_task_cmd, predict, demo, samples)

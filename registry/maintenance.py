@@ -1,0 +1,99 @@
+"""The registry's integrity and maintenance operations: ``verify`` and ``gc``.
+
+A mixin that :class:`forkpoint.registry.core.Registry` inherits, so the methods stay on
+``Registry`` with their names and signatures; it relies on the registry's sessions
+(``_read``/``_write``), its audit-event builder (``_event``) and its weight ``store``.
+Neither operation ever deletes or changes a row: ``verify`` only reads and logs, ``gc``
+deletes unreferenced store entries and logs what it did.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any
+
+from sqlmodel import Session, select
+
+from forkpoint.registry.models import AuditEvent, Backbone, Task, TaskVersion
+from forkpoint.registry.provenance import default_actor
+from forkpoint.registry.records import BackboneRecord, VerifyReport, VersionRecord
+from forkpoint.registry.store import WeightStore
+from forkpoint.registry.verify import DvcMd5Fn, TrunkFingerprintFn, orphans, references
+from forkpoint.registry.verify import verify as run_verify
+
+GC_GRACE_S = 15 * 60  # gc leaves younger orphans alone: they may belong to a write still in flight
+
+
+class MaintenanceMixin:
+    """``verify`` and ``gc`` (plus ``_all_versions``, the snapshot both read)."""
+
+    store: WeightStore
+
+    if TYPE_CHECKING:  # provided by Registry
+        def _read(self) -> AbstractContextManager[Session]: ...
+        def _write(self) -> AbstractContextManager[Session]: ...
+        @staticmethod
+        def _event(actor: str, action: str, target: str, task: str | None = None, version: int | None = None,
+                   details: dict[str, Any] | None = None) -> AuditEvent: ...
+
+    def _all_versions(self) -> tuple[list[BackboneRecord], list[VersionRecord], list[str]]:
+        with self._read() as s:
+            bbs = s.exec(select(Backbone).order_by(Backbone.id)).all()
+            fps = {b.id: b.fingerprint for b in bbs}
+            tasks = {t.id: t for t in s.exec(select(Task)).all()}
+            rows = s.exec(select(TaskVersion).order_by(TaskVersion.task_id, TaskVersion.version)).all()
+            versions = [VersionRecord.of(r, tasks[r.task_id], fps[tasks[r.task_id].backbone_id],
+                                         self.store.rel(r.weights_sha256)) for r in rows]
+            have = {(v.task, v.version) for v in versions}
+            dangling = [f"task {t.name!r}: live version {t.live_version} does not exist"
+                        for t in tasks.values() if t.live_version is not None and (t.name, t.live_version) not in have]
+            return [BackboneRecord.of(b) for b in bbs], versions, dangling
+
+    def verify(
+        self,
+        trunk_fingerprint_fn: TrunkFingerprintFn | None = None,
+        dvc_md5_fn: DvcMd5Fn | None = None,
+        actor: str | None = None,
+    ) -> VerifyReport:
+        """Recompute every artifact hash; optionally re-fingerprint each trunk
+        (``trunk_fingerprint_fn(backbone) -> sha256 hex``) and re-read each version's
+        DVC md5 (``dvc_md5_fn(data_path) -> md5``); list orphan files. Logged."""
+        bbs, versions, dangling = self._all_versions()
+        report = run_verify(self.store, bbs, versions, dangling, trunk_fingerprint_fn, dvc_md5_fn)
+        with self._write() as s:
+            s.add(self._event(actor or default_actor(), "verify", "registry", details={
+                "ok": report.ok, "problems": list(report.problems), "orphans": len(report.orphans),
+                "checked_objects": report.checked_objects, "checked_data": report.checked_data,
+            }))
+            s.commit()
+        return report
+
+    def gc(self, min_age_s: float = GC_GRACE_S, actor: str | None = None, *, dry_run: bool = False) -> list[str]:
+        """Delete orphan store entries (never rows) older than ``min_age_s``; returns their keys.
+
+        Entries are listed before the rows are read, and in-flight writes refresh their
+        object's age, so a version committed meanwhile is never robbed of its weights.
+        ``dry_run`` lists what would be deleted and deletes nothing (still logged, as such).
+        """
+        candidates = orphans(self.store, (), min_age_s)  # every entry old enough, listed first
+        bbs, versions, _ = self._all_versions()
+        keep = set(references(bbs, versions))
+        chosen: list[str] = []
+        freed = 0
+        for key in candidates:
+            if self.store.digest_of(key) in keep or self.store.age_s(key) < min_age_s:
+                continue
+            if not dry_run:
+                size = self.store.delete(key)
+                if size is None:
+                    continue
+                freed += size
+            chosen.append(key)
+        details: dict[str, Any] = {"dry_run": dry_run, "deleted": [] if dry_run else chosen, "bytes_freed": freed,
+                                   "min_age_s": min_age_s}
+        if dry_run:
+            details["would_delete"] = chosen
+        with self._write() as s:
+            s.add(self._event(actor or default_actor(), "gc", "registry", details=details))
+            s.commit()
+        return chosen
