@@ -37,9 +37,9 @@ def _old(c: AddTaskConfig) -> AddTaskConfig:
 
 VARIANTS: dict[str, tuple[str, Callable[[AddTaskConfig], AddTaskConfig]]] = {
     "default": ("the shipped recipe", lambda c: c),
-    "old-recipe": ("before: random head (3x lr), epochs only, accuracy-greedy, no probe", _old),
-    "no-lp-ft": ("head starts random (3x lr) instead of from the probe", lambda c: dataclasses.replace(
-        with_training(c, head_lr=3 * c.train.lr), lp_init=False)),
+    "old-recipe": ("before: epochs only, accuracy-greedy, no probe, NCHW", _old),
+    "lp-ft": ("head starts from the fitted probe (LP-FT), trained at the blocks' rate", lambda c: dataclasses.replace(
+        with_training(c, head_lr=c.train.lr), lp_init=True)),
     "no-probe": ("the probe never competes (always serve the trained branch)", lambda c: dataclasses.replace(c, probe_candidate=False)),
     "no-cv": ("probe vs branch on the validation split even when tiny", lambda c: dataclasses.replace(c, cv_below_val=0)),
     "no-step-floor": ("epochs only (no minimum optimizer steps)", lambda c: dataclasses.replace(

@@ -29,7 +29,7 @@ from forkpoint.contract.errors import ConfigError
 class TrainConfig:
     epochs: int = 8
     lr: float = 1e-3
-    head_lr: float = 1e-3  # the head starts from the fitted probe (LP-FT): no faster than the blocks
+    head_lr: float = 3e-3  # a random head learns faster than the copied blocks need to move
     weight_decay: float = 0.05
     batch_size: int = 64
     label_smoothing: float = 0.0
