@@ -37,7 +37,7 @@ from forkpoint.learner.backbone import Backbone
 from forkpoint.learner.branch import Branch
 from forkpoint.learner.cache import PrefixCache
 from forkpoint.learner.probe import fit_probe
-from forkpoint.learner.train import TrainConfig, accuracy, autocast_for, fit, schedule
+from forkpoint.learner.train import KeepBest, TrainConfig, accuracy, autocast_for, fit, schedule
 
 # (inputs, labels): inputs are backbone-ready images (N, 3, R, R) or, for branches, a PrefixCache of them
 Labelled = tuple[torch.Tensor | PrefixCache, torch.Tensor]
@@ -133,8 +133,8 @@ def fit_full_finetune(
     total_steps, eval_every = schedule(cfg, len(x_train))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
     y_dev = y_train.to(device)
-    best: tuple[float, float] | None = None
-    best_state, best_eval, stale, step, evals = None, 0, 0, 0, 0
+    keeper = KeepBest(cfg)
+    step = 0
     t0 = time.perf_counter()
     model.train()  # logits_of() scores in eval mode and puts it back
     while step < total_steps:
@@ -152,24 +152,16 @@ def fit_full_finetune(
             at_end = step >= total_steps
             if not (at_end or (cfg.keep_best_epoch and step % eval_every == 0)):
                 continue
-            evals += 1
             val_logits = logits_of(model, x_val, device)
             key = (accuracy(val_logits.argmax(1), y_val), -float(F.cross_entropy(val_logits, y_val.cpu())))
-            if best is None or key > best:
-                best, best_eval, stale = key, evals, 0
-                best_state = copy.deepcopy(model.state_dict()) if not at_end else None
-            else:
-                stale += 1
-                if cfg.keep_best_epoch and cfg.patience and stale >= cfg.patience:
-                    total_steps = step  # stop: validation stopped improving
+            if keeper.update(model, key, at_end):
+                total_steps = step  # stop: validation stopped improving
             if step >= total_steps:
                 break
     seconds = time.perf_counter() - t0
     model.eval()
-    if best_state is not None and best_eval != evals:
-        model.load_state_dict(best_state)
-    assert best is not None
-    return model, BaselineFit(best[0], seconds, sum(p.numel() for p in model.parameters()))
+    keeper.restore(model)
+    return model, BaselineFit(keeper.best[0], seconds, sum(p.numel() for p in model.parameters()))
 
 
 # -- branches: the linear probe and LoRA ------------------------------------------------------

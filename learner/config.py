@@ -41,7 +41,7 @@ class AddTaskConfig:
     # blocks' rate on the same images (docs/ablation.md): off by default, kept as an option.
     lp_init: bool = False
     probe_candidate: bool = True  # the linear probe competes in selection and is the fallback
-    cv_below_val: int = 50  # fewer validation images than this: branch vs probe by 5-fold cross-validation
+    cv_below_val: int = 30  # fewer validation images than this: branch vs probe by 5-fold cross-validation (costs ~5 trainings)
     val_fraction: float = 0.15
     split_seed: int = 0
     device: str = "auto"

@@ -161,8 +161,7 @@ def fit(
     if fast:
         branch.to(memory_format=torch.channels_last)
 
-    best: tuple[float, float] | None = None
-    best_state, best_correct, best_eval, stale = None, None, 0, 0
+    keeper = KeepBest(cfg)
     history: list[dict] = []
     t0 = time.perf_counter()
     step, evals, total_loss, seen = 0, 0, 0.0, 0
@@ -193,24 +192,45 @@ def fit(
                 total_loss, seen = 0.0, 0
                 if on_epoch is not None:
                     on_epoch(evals, last.acc)
-                key = (last.acc, -last.loss)
-                if best is None or key > best:
-                    best, best_eval, stale, best_correct = key, evals, 0, last.correct
-                    best_state = copy.deepcopy(branch.state_dict()) if not at_end else None
-                else:
-                    stale += 1
-                    if cfg.keep_best_epoch and cfg.patience and stale >= cfg.patience:
-                        total_steps = step  # stop: validation stopped improving
+                if keeper.update(branch, (last.acc, -last.loss), at_end, last.correct):
+                    total_steps = step  # stop: validation stopped improving
                 if step >= total_steps:
                     break
     finally:
         branch.adapt_batchnorm(False)
         if fast:
             branch.to(memory_format=torch.contiguous_format)
-    if best_state is not None and best_eval != evals:
-        branch.load_state_dict(best_state)
-    assert best is not None
-    return FitResult(best[0], best_eval, evals, time.perf_counter() - t0, history, -best[1], step, best_correct)
+    keeper.restore(branch)
+    return FitResult(keeper.best[0], keeper.best_eval, evals, time.perf_counter() - t0, history, -keeper.best[1], step, keeper.extra)
+
+
+class KeepBest:
+    """The best validation state so far (accuracy, then loss) and patience-based early stopping.
+
+    One definition for every training loop (branches here, full finetuning in ``baselines``).
+    The last state is not copied: if it is the best, the module already holds it.
+    """
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        self.cfg = cfg
+        self.best: tuple[float, float] = (float("-inf"), float("-inf"))
+        self.best_eval = self.evals = self.stale = 0
+        self.state: dict | None = None
+        self.extra = None  # what the caller wants kept with the best state (per-image correctness)
+
+    def update(self, module: torch.nn.Module, key: tuple[float, float], at_end: bool, extra=None) -> bool:
+        """Record one validation pass; True when patience has run out."""
+        self.evals += 1
+        if self.evals == 1 or key > self.best:
+            self.best, self.best_eval, self.stale, self.extra = key, self.evals, 0, extra
+            self.state = None if at_end else copy.deepcopy(module.state_dict())
+            return False
+        self.stale += 1
+        return bool(self.cfg.keep_best_epoch and self.cfg.patience and self.stale >= self.cfg.patience)
+
+    def restore(self, module: torch.nn.Module) -> None:
+        if self.state is not None and self.best_eval != self.evals:
+            module.load_state_dict(self.state)
 
 
 def schedule(cfg: TrainConfig, n_train: int) -> tuple[int, int]:
