@@ -103,7 +103,7 @@ def preset(mode: str, device: str = "cpu") -> BenchSettings:
     if device.startswith("cuda"):
         s = replace(s, device=device, resolution=224, bf16=True, batch_size=max(s.batch_size, 64))
         if mode == "full":  # a GPU affords the whole grid: 10/50/100/all, 3 seeds everywhere, longer training
-            s = replace(s, regimes=(10, 50, 100, None), regime_seeds=(), all_cap_per_class=500, test_per_class=100,
+            s = replace(s, regimes=(10, 50, 100, None), regime_seeds=(), seeds=(0, 1, 2), all_cap_per_class=500, test_per_class=100,
                         profile_epochs=2, train_epochs=6, cost_per_class=100, growth_counts=(1, 2, 4, 8, 16),
                         forgetting_per_class=100, repeats=10, warmup=3)
     return s
