@@ -98,6 +98,14 @@ class PrefixCache:
                 h = h.contiguous(memory_format=torch.channels_last)
             yield idx, h
 
+    def subset(self, idx: torch.Tensor) -> "PrefixCache":
+        """The same split restricted to ``idx``, sharing what is already computed (folds of a cross-validation)."""
+        sub = PrefixCache(self.backbone, self.inputs[idx], self.device, self.budget / 2**20, self.enabled, self.chunk)
+        sub._depths = {d: t[idx.to(t.device)] for d, t in self._depths.items()}
+        if self._trunk_features is not None:
+            sub._trunk_features = self._trunk_features[idx.to(self._trunk_features.device)]
+        return sub
+
     @torch.no_grad()
     def trunk_features(self) -> torch.Tensor:
         """The frozen trunk's feature vectors for the split (Siamese heads need them), computed once."""

@@ -56,10 +56,13 @@ def cross_validate(
     branch_ok = torch.zeros(len(y), dtype=torch.bool)
     probe_ok = torch.zeros(len(y), dtype=torch.bool)
     branch_loss = probe_loss = 0.0
+    pooled = PrefixCache(backbone, x, device)
+    pooled.at(start)  # the fork's activations and the trunk's features, computed once for every fold
+    pooled.trunk_features()
     for held in stratified_folds(y, folds, cfg.seed):
         keep = torch.ones(len(y), dtype=torch.bool)
         keep[held] = False
-        tr, ho = PrefixCache(backbone, x[keep], device), PrefixCache(backbone, x[held], device)
+        tr, ho = pooled.subset(torch.nonzero(keep).flatten()), pooled.subset(held)
         probe = fit_probe(tr.trunk_features(), y[keep], ho.trunk_features(), y[held], num_classes)
         probe_ok[held] = probe.val_correct
         probe_loss += probe.val_loss * len(held)
@@ -72,7 +75,7 @@ def cross_validate(
     seconds = time.perf_counter() - t0
     n = len(y)
     names = backbone.block_names[start:stop]
-    params = sum(p.numel() for p in Branch.new(backbone, start, stop, num_classes).parameters())
+    params = branch.num_params()
     cost = round(backbone.extra_cost_pct(start), 3)
     b = Candidate(start, stop, names, params, cost, float(branch_ok.float().mean()), seconds, cfg.epochs, "cv", branch_loss / n, branch_ok)
     nb = backbone.num_blocks

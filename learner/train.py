@@ -164,8 +164,7 @@ def fit(
     keeper = KeepBest(cfg)
     history: list[dict] = []
     t0 = time.perf_counter()
-    step, evals, total_loss, seen = 0, 0, 0.0, 0
-    last = Scores(torch.empty(0), float("nan"), float("nan"), torch.empty(0, dtype=torch.bool))
+    step, total_loss, seen = 0, 0.0, 0
     try:
         while step < total_steps:
             order = torch.randperm(len(train), generator=gen)
@@ -186,13 +185,13 @@ def fit(
                 if not (at_end or (cfg.keep_best_epoch and step % eval_every == 0)):
                     continue
                 branch.adapt_batchnorm(False)
-                evals += 1
                 last = score(backbone, branch, val, y_val)
                 history.append({"step": step, "loss": total_loss / max(seen, 1), "val_acc": last.acc, "val_loss": last.loss})
                 total_loss, seen = 0.0, 0
+                stop = keeper.update(branch, (last.acc, -last.loss), at_end, last.correct)
                 if on_epoch is not None:
-                    on_epoch(evals, last.acc)
-                if keeper.update(branch, (last.acc, -last.loss), at_end, last.correct):
+                    on_epoch(keeper.evals, last.acc)
+                if stop:
                     total_steps = step  # stop: validation stopped improving
                 if step >= total_steps:
                     break
@@ -201,7 +200,7 @@ def fit(
         if fast:
             branch.to(memory_format=torch.contiguous_format)
     keeper.restore(branch)
-    return FitResult(keeper.best[0], keeper.best_eval, evals, time.perf_counter() - t0, history, -keeper.best[1], step, keeper.extra)
+    return FitResult(keeper.best[0], keeper.best_eval, keeper.evals, time.perf_counter() - t0, history, -keeper.best[1], step, keeper.extra)
 
 
 class KeepBest:
