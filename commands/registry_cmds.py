@@ -167,6 +167,8 @@ def audit(state: State, no_data: bool, as_json: bool) -> None:
             f"{r.checked_data} data version(s), {result.live_checked} live branch rebuild(s)", highlight=False)
         if r.orphans:
             state.console.print(f"{len(r.orphans)} unreferenced file(s): `forkpoint gc` removes them", highlight=False)
+        state.console.print(f"audit log head {r.chain_head} (keep it elsewhere: a later cut of the log's tail will not match)",
+                            highlight=False)
         for problem in result.problems:
             click.echo(f"problem: {problem}", err=True)
         state.console.print("audit: OK" if result.ok else f"audit: {len(result.problems)} problem(s)", highlight=False)
@@ -175,7 +177,8 @@ def audit(state: State, no_data: bool, as_json: bool) -> None:
 
 
 @click.command()
-@click.option("--min-age", type=click.FloatRange(min=0), default=None, help="Only files older than this many seconds (default: 15 minutes).")
+@click.option("--min-age", type=click.FloatRange(min=0), default=None,
+              help="Only files older than this many seconds (default: 15 minutes; never under 60 s, and never a file a write in flight has claimed).")
 @click.option("--dry-run", is_flag=True, help="List what would be deleted; delete nothing (the audit log records the dry run).")
 @json_option
 @pass_state

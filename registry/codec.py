@@ -19,8 +19,12 @@ if TYPE_CHECKING:
     import torch
 
 
-def encode(tensors: Mapping[str, torch.Tensor], *, check_finite: bool = True) -> bytes:
-    """Serialise a state dict; refuses non-tensors and (optionally) NaN/inf weights."""
+def encode(tensors: Mapping[str, torch.Tensor], *, check_finite: bool = True,
+           metadata: Mapping[str, str] | None = None) -> bytes:
+    """Serialise a state dict; refuses non-tensors and (optionally) NaN/inf weights.
+
+    ``metadata`` replaces the default ``{"format": "pt"}``: give it one key, or the bytes
+    will not be reproducible."""
     import torch
     from safetensors.torch import save as st_save
 
@@ -35,7 +39,7 @@ def encode(tensors: Mapping[str, torch.Tensor], *, check_finite: bool = True) ->
             raise InvalidInputError(f"tensor {name!r} contains NaN or inf: refusing to store diverged weights")
         # clone: safetensors refuses tensors that share storage (tied weights, views)
         plain[name] = t.clone().contiguous()
-    return st_save(plain, metadata={"format": "pt"})
+    return st_save(plain, metadata=dict(metadata) if metadata is not None else {"format": "pt"})
 
 
 def _all_finite(t: torch.Tensor) -> bool:

@@ -1,17 +1,20 @@
 """The registry: one entry point over the database and the object store.
 
 Every write follows one pattern: validate everything first (bad input writes
-nothing), put weights into the content-addressed store (atomic rename), then change
-rows and append the audit event in a single database transaction. A crash at any
-point therefore leaves either the full version or, at worst, an unreferenced file
-that ``gc`` removes. Versions are never updated or deleted; only a task's live
-pointer moves.
+nothing), claim the weights object (registry/claims.py) and put it into the
+content-addressed store (atomic rename), then change rows, release the claim and
+append the audit event (registry/chain.py) in a single database transaction. A crash at
+any point therefore leaves either the full version or, at worst, an unreferenced file
+that ``gc`` removes once its claim is stale. Versions are never updated or deleted; only
+a task's live pointer moves.
+
+Adding versions lives in registry/versions.py, loading what is served in
+registry/serving.py, verify and gc in registry/maintenance.py; all are methods of
+:class:`Registry`.
 """
 
 from __future__ import annotations
 
-import random
-import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,9 +25,8 @@ from alembic.util import CommandError
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlmodel import Session, select
 
-from forkpoint.contract.draft import VersionDraft
-from forkpoint.registry import validate
-from forkpoint.registry.codec import decode, encode
+from forkpoint.registry import chain, claims, validate
+from forkpoint.registry.codec import decode, encode, sha256
 from forkpoint.registry.crashpoints import crash_point
 from forkpoint.registry.db import WRITE, default_url, make_engine, shown
 from forkpoint.registry.diff import diff_versions
@@ -34,14 +36,16 @@ from forkpoint.registry.errors import (
     ConcurrencyError,
     DatabaseUnavailableError,
     InvalidInputError,
+    RegistryError,
     UnknownBackboneError,
     UnknownTaskError,
     UnknownVersionError,
 )
+from forkpoint.registry.evidence import LIVE_ACTIONS
 from forkpoint.registry.maintenance import GC_GRACE_S, MaintenanceMixin  # noqa: F401 - GC_GRACE_S re-exported
 from forkpoint.registry.migrate import upgrade
 from forkpoint.registry.models import AuditEvent, Backbone, Task, TaskVersion
-from forkpoint.registry.provenance import default_actor, lib_versions
+from forkpoint.registry.provenance import default_actor
 from forkpoint.registry.records import (
     AuditRecord,
     BackboneRecord,
@@ -51,23 +55,23 @@ from forkpoint.registry.records import (
     VersionRecord,
     utc,
 )
+from forkpoint.registry.serving import ServingMixin
 from forkpoint.registry.store import LocalObjectStore, WeightStore
+from forkpoint.registry.versions import MAX_ATTEMPTS, VersionsMixin, backoff as _backoff
 
 if TYPE_CHECKING:  # torch is imported only where tensors are (de)serialised: read commands stay torch-free
     import torch
-
-MAX_ATTEMPTS = 8
-LIVE_ACTIONS = ("add_version", "promote", "rollback")
 
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class Registry(MaintenanceMixin):
+class Registry(VersionsMixin, ServingMixin, MaintenanceMixin):
     """Versioned tasks of one or more frozen backbones. Open with :meth:`open`.
 
-    Integrity and maintenance (``verify``, ``gc``) live in :mod:`forkpoint.registry.maintenance`."""
+    ``add_version`` lives in :mod:`~forkpoint.registry.versions`, ``load_tensors``/``live`` in
+    :mod:`~forkpoint.registry.serving`, ``verify``/``gc`` in :mod:`~forkpoint.registry.maintenance`."""
 
     def __init__(self, home: Path, engine: sa.Engine, url: str, store: WeightStore | None = None) -> None:
         self.home = home
@@ -154,46 +158,58 @@ class Registry(MaintenanceMixin):
             raise InvalidInputError(f"std {list(std)!r} has a non-positive entry: pass the normalisation std (all > 0)")
         actor = actor or default_actor()
 
-        trunk_sha = trunk_bytes = None
+        trunk_sha = trunk_bytes = claim_id = None
         if trunk_tensors is not None:
             data = encode(trunk_tensors)
-            trunk_sha, trunk_bytes = self.store.put(data), len(data)
-
-        for attempt in range(MAX_ATTEMPTS):
-            try:
-                with self._write() as s:
-                    row = s.exec(select(Backbone).where(Backbone.fingerprint == fp)).first()
-                    if row is None:
-                        row = Backbone(
-                            fingerprint=fp, arch=arch, weights_source=weights_source, num_blocks=len(blocks),
-                            block_names=blocks, resolution=resolution, mean=norm["mean"], std=norm["std"],
-                            trunk_sha256=trunk_sha, trunk_bytes=trunk_bytes, actor=actor, created_at=_now(),
-                        )
-                        s.add(row)
-                        s.add(self._event(actor, "register_backbone", f"backbone:{fp}", details={
-                            "arch": arch, "weights_source": weights_source, "num_blocks": len(blocks),
-                            "trunk_sha256": trunk_sha,
-                        }))
-                    else:
-                        mine = (arch, blocks, resolution, norm["mean"], norm["std"])
-                        theirs = (row.arch, list(row.block_names), row.resolution, list(row.mean), list(row.std))
-                        if mine != theirs:
-                            raise BackboneMismatchError(
-                                f"fingerprint {fp[:12]}… is already registered as {row.arch} ({row.num_blocks} blocks, {row.resolution}px) with different settings: a fingerprint must identify one trunk"
-                            )
-                        if trunk_sha and row.trunk_sha256 and row.trunk_sha256 != trunk_sha:
-                            raise BackboneMismatchError(
-                                f"backbone {fp[:12]}… already stores trunk {row.trunk_sha256[:12]}…, not {trunk_sha[:12]}…: these are different tensors under one fingerprint"
-                            )
-                        if trunk_sha and not row.trunk_sha256:
-                            row.trunk_sha256, row.trunk_bytes = trunk_sha, trunk_bytes
-                            s.add(row)
-                            s.add(self._event(actor, "attach_trunk", f"backbone:{fp}", details={"trunk_sha256": trunk_sha}))
-                    s.commit()
-                    return BackboneRecord.of(row)
-            except IntegrityError:
-                _backoff(attempt)
+            (trunk_sha, claim_id), trunk_bytes = self._put_claimed(data, actor), len(data)
+        try:
+            for attempt in range(MAX_ATTEMPTS):
+                try:
+                    with self._write() as s:
+                        if claim_id is not None:
+                            claims.release(s, claim_id)
+                        chain.lock(s)  # before any row lock: one lock order for every writer
+                        row = self._record_backbone(s, fp, arch, weights_source, blocks, resolution, norm,
+                                                    trunk_sha, trunk_bytes, actor)
+                        s.commit()
+                        claim_id = None
+                        return BackboneRecord.of(row)
+                except IntegrityError:
+                    _backoff(attempt)
+        finally:
+            if claim_id is not None:
+                self._release_claim(claim_id)
         raise ConcurrencyError(f"could not register backbone {fp[:12]}… after {MAX_ATTEMPTS} attempts: retry")
+
+    def _record_backbone(self, s: Session, fp: str, arch: str, weights_source: str, blocks: list[str], resolution: int,
+                         norm: dict[str, list[float]], trunk_sha: str | None, trunk_bytes: int | None, actor: str) -> Backbone:
+        row = s.exec(select(Backbone).where(Backbone.fingerprint == fp)).first()
+        if row is None:
+            row = Backbone(
+                fingerprint=fp, arch=arch, weights_source=weights_source, num_blocks=len(blocks),
+                block_names=blocks, resolution=resolution, mean=norm["mean"], std=norm["std"],
+                trunk_sha256=trunk_sha, trunk_bytes=trunk_bytes, actor=actor, created_at=_now(),
+            )
+            s.add(row)
+            self._log(s, actor, "register_backbone", f"backbone:{fp}", details={
+                "arch": arch, "weights_source": weights_source, "num_blocks": len(blocks), "trunk_sha256": trunk_sha,
+            })
+            return row
+        mine = (arch, blocks, resolution, norm["mean"], norm["std"])
+        theirs = (row.arch, list(row.block_names), row.resolution, list(row.mean), list(row.std))
+        if mine != theirs:
+            raise BackboneMismatchError(
+                f"fingerprint {fp[:12]}… is already registered as {row.arch} ({row.num_blocks} blocks, {row.resolution}px) with different settings: a fingerprint must identify one trunk"
+            )
+        if trunk_sha and row.trunk_sha256 and row.trunk_sha256 != trunk_sha:
+            raise BackboneMismatchError(
+                f"backbone {fp[:12]}… already stores trunk {row.trunk_sha256[:12]}…, not {trunk_sha[:12]}…: these are different tensors under one fingerprint"
+            )
+        if trunk_sha and not row.trunk_sha256:
+            row.trunk_sha256, row.trunk_bytes = trunk_sha, trunk_bytes
+            s.add(row)
+            self._log(s, actor, "attach_trunk", f"backbone:{fp}", details={"trunk_sha256": trunk_sha})
+        return row
 
     def backbones(self) -> list[BackboneRecord]:
         with self._read() as s:
@@ -211,75 +227,6 @@ class Registry(MaintenanceMixin):
         return decode(self.store.get(b.trunk_sha256, used_by=f"trunk of backbone {b.fingerprint[:12]}…"))
 
     # ---- versions -----------------------------------------------------------------
-
-    def add_version(self, task: str, draft: VersionDraft, *, promote: bool = True, actor: str | None = None) -> VersionRecord:
-        """Store ``draft`` as the next version of ``task`` (created on first use) and, if ``promote``, make it live.
-
-        Atomic: the version row, its weights file and its audit event all exist, or
-        none does (a crash may leave an unreferenced file for gc). Version numbers
-        are 1, 2, … per task, never reused; concurrent writers retry on the unique
-        (task, version) constraint. ``draft.parent_version`` defaults to the live version.
-        """
-        name = validate.task_name(task)
-        fields = validate.version_fields(draft)
-        fp = validate.fingerprint(draft.backbone_fingerprint)
-        classes, parent_version = fields["class_names"], draft.parent_version
-        actor = actor or default_actor()
-
-        with self._read() as s:
-            bb = self._backbone_row(s, fp)
-            existing = s.exec(select(Task).where(Task.name == name)).first()
-            if existing is not None:
-                self._check_task_fits(s, existing, bb, classes)
-                if parent_version is not None:
-                    self._version_row(s, existing, parent_version)
-            elif parent_version is not None:
-                raise UnknownVersionError(f"task {name!r} has no versions yet, so parent_version {parent_version} does not exist: omit it")
-        branch = validate.branch(draft.spec, draft.block_names, bb.block_names, len(classes))
-        data = encode(draft.tensors)
-        validate.head_present(draft.tensors, branch["head_shape"])
-
-        crash_point("before_write")
-        digest = self.store.put(data)
-        crash_point("after_rename")
-
-        libs = lib_versions()
-        for attempt in range(MAX_ATTEMPTS):
-            try:
-                with self._write() as s:
-                    t = s.exec(select(Task).where(Task.name == name)).first()
-                    if t is None:
-                        t = Task(name=name, description=fields["description"], class_names=classes, backbone_id=bb.id,
-                                 live_version=None, actor=actor, created_at=_now(), updated_at=_now())
-                        s.add(t)
-                        s.flush()
-                    else:
-                        self._check_task_fits(s, t, bb, classes)
-                    latest = s.exec(select(sa.func.max(TaskVersion.version)).where(TaskVersion.task_id == t.id)).one()
-                    number = (latest or 0) + 1
-                    live_before = t.live_version
-                    row = TaskVersion(
-                        **fields, task_id=t.id, version=number, status="promoted" if promote else "staged",
-                        parent_version=parent_version if parent_version is not None else live_before,
-                        branch=branch, weights_sha256=digest, weights_bytes=len(data), lib_versions=libs,
-                        actor=actor, created_at=_now(),
-                    )
-                    s.add(row)
-                    if promote:
-                        t.live_version, t.updated_at = number, _now()
-                        s.add(t)
-                    s.add(self._event(actor, "add_version", f"task:{name}@{number}", name, number, {
-                        "weights_sha256": digest, "weights_bytes": len(data), "promoted": promote,
-                        "live_before": live_before, "live_after": t.live_version, "attempt": attempt + 1,
-                        "data_md5": fields["data_md5"], "run_id": fields["run_id"],
-                    }))
-                    s.flush()
-                    crash_point("mid_transaction")
-                    s.commit()
-                    return VersionRecord.of(row, t, bb.fingerprint, self.store.rel(digest))
-            except IntegrityError:
-                _backoff(attempt)
-        raise ConcurrencyError(f"could not add a version of {name!r} after {MAX_ATTEMPTS} attempts under concurrent writes: retry")
 
     def promote(self, task: str, version: int, actor: str | None = None) -> VersionRecord:
         """Make ``version`` the live one (any existing version; a no-op move is still logged)."""
@@ -310,15 +257,15 @@ class Registry(MaintenanceMixin):
         name = validate.task_name(task)
         actor = actor or default_actor()
         with self._write() as s:
+            chain.lock(s)  # before the task row is locked: one lock order for every writer
             t = self._task_row(s, name)
             version = target(s, t)
             row = self._version_row(s, t, version)
             before = t.live_version
             t.live_version, t.updated_at = version, _now()
             s.add(t)
-            s.add(self._event(actor, action, f"task:{name}@{version}", name, version,
-                              {"live_before": before, "live_after": version}))
-            s.flush()
+            self._log(s, actor, action, f"task:{name}@{version}", name, version,
+                      {"live_before": before, "live_after": version})
             rec = VersionRecord.of(row, t, self._fingerprint(s, t), self.store.rel(row.weights_sha256))
             s.commit()
             return rec
@@ -371,30 +318,6 @@ class Registry(MaintenanceMixin):
     def diff(self, task: str, v1: int, v2: int) -> VersionDiff:
         return diff_versions(self.show(task, v1), self.show(task, v2))
 
-    def load_tensors(self, task: str, version: int | None = None) -> dict[str, torch.Tensor]:
-        """A version's branch weights (None: the live one), refused if the file's sha256 changed."""
-        rec = self.show(task, version)
-        return decode(self.store.get(rec.weights_sha256, used_by=rec.ref))
-
-    def live(self, backbone_fingerprint: str | None = None) -> list[tuple[VersionRecord, dict[str, torch.Tensor]]]:
-        """Every task's live version with its weights, in task creation order: what rebuilding
-        the multi-task model needs (plus :meth:`backbone` / :meth:`load_trunk`)."""
-        with self._read() as s:
-            q = select(Task).where(Task.live_version.is_not(None)).order_by(Task.id)  # type: ignore[union-attr]
-            if backbone_fingerprint is not None:
-                q = q.where(Task.backbone_id == self._backbone_row(s, backbone_fingerprint).id)
-            tasks = s.exec(q).all()
-            if not tasks:
-                return []
-            fps = {b.id: b.fingerprint for b in s.exec(select(Backbone)).all()}
-            rows = s.exec(select(TaskVersion).where(
-                sa.tuple_(TaskVersion.task_id, TaskVersion.version).in_([(t.id, t.live_version) for t in tasks])
-            )).all()
-            by_task = {r.task_id: r for r in rows}
-            recs = [VersionRecord.of(by_task[t.id], t, fps[t.backbone_id], self.store.rel(by_task[t.id].weights_sha256))
-                    for t in tasks if t.id in by_task]
-        return [(r, decode(self.store.get(r.weights_sha256, used_by=r.ref))) for r in recs]
-
     def audit_events(
         self,
         task: str | None = None,
@@ -419,10 +342,36 @@ class Registry(MaintenanceMixin):
     # ---- helpers -------------------------------------------------------------------
 
     @staticmethod
-    def _event(actor: str, action: str, target: str, task: str | None = None, version: int | None = None,
-               details: dict[str, Any] | None = None) -> AuditEvent:
-        return AuditEvent(at=_now(), actor=actor, action=action, target=target, task=task, version=version,
-                          details=validate.jsonable("audit details", details or {}))
+    def _log(s: Session, actor: str, action: str, target: str, task: str | None = None, version: int | None = None,
+             details: dict[str, Any] | None = None) -> AuditEvent:
+        """Append an event to the audit chain inside the write transaction ``s``."""
+        return chain.append(s, AuditEvent(at=_now(), actor=actor, action=action, target=target, task=task,
+                                          version=version, details=validate.jsonable("audit details", details or {})))
+
+    def _put_claimed(self, data: bytes, actor: str) -> tuple[str, int]:
+        """Claim the object, then write it (registry/claims.py): gc cannot delete it before the row using
+        it commits. Returns its sha256 and the claim, which that row's transaction releases."""
+        digest = sha256(data)
+        with self._write() as s:
+            claim_id = claims.claim(s, digest, actor)
+            s.commit()
+        crash_point("after_claim")
+        try:
+            self.store.put(data)
+        except BaseException:
+            self._release_claim(claim_id)
+            raise
+        crash_point("after_rename")
+        return digest, claim_id
+
+    def _release_claim(self, claim_id: int) -> None:
+        """Best effort after a failed write: a claim left behind expires after claims.STALE_S."""
+        try:
+            with self._write() as s:
+                claims.release(s, claim_id)
+                s.commit()
+        except (RegistryError, SQLAlchemyError):
+            pass
 
     @staticmethod
     def _task_row(s: Session, name: str) -> Task:
@@ -473,10 +422,6 @@ class Registry(MaintenanceMixin):
         events = s.exec(select(AuditEvent).where(AuditEvent.task == t.name,
                                                  AuditEvent.action.in_(LIVE_ACTIONS))).all()  # type: ignore[attr-defined]
         return {e.details["live_after"] for e in events if e.details.get("live_after") is not None}
-
-
-def _backoff(attempt: int) -> None:
-    time.sleep(random.uniform(0, 0.02 * 2 ** min(attempt, 5)))
 
 
 def _first_line(e: BaseException) -> str:

@@ -66,3 +66,15 @@ class StoreWriteError(RegistryError):
 
 class ConcurrencyError(RegistryError):
     """A write kept colliding with concurrent writers and gave up."""
+
+
+class TamperedError(RegistryError):
+    """A row, the audit chain or a weights file's names contradict what the registry wrote: refused, not served."""
+
+    exit_code = 1
+
+
+class LivePointerError(RegistryError):
+    """A task's live pointer names a version that does not exist (a registry fault, not bad input)."""
+
+    exit_code = 1

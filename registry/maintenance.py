@@ -2,26 +2,29 @@
 
 A mixin that :class:`forkpoint.registry.core.Registry` inherits, so the methods stay on
 ``Registry`` with their names and signatures; it relies on the registry's sessions
-(``_read``/``_write``), its audit-event builder (``_event``) and its weight ``store``.
-Neither operation ever deletes or changes a row: ``verify`` only reads and logs, ``gc``
-deletes unreferenced store entries and logs what it did.
+(``_read``/``_write``), its audit-log append (``_log``) and its weight ``store``.
+Neither operation ever deletes or changes a version, task or event row: ``verify`` only
+reads and logs, ``gc`` deletes unreferenced, unclaimed store entries (and stale claims)
+and logs what it did.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session, select
 
+from forkpoint.registry import claims, evidence
 from forkpoint.registry.models import AuditEvent, Backbone, Task, TaskVersion
 from forkpoint.registry.provenance import default_actor
 from forkpoint.registry.records import BackboneRecord, VerifyReport, VersionRecord
 from forkpoint.registry.store import WeightStore
-from forkpoint.registry.verify import DvcMd5Fn, TrunkFingerprintFn, orphans, references
+from forkpoint.registry.verify import DvcMd5Fn, TrunkFingerprintFn
 from forkpoint.registry.verify import verify as run_verify
 
-GC_GRACE_S = 15 * 60  # gc leaves younger orphans alone: they may belong to a write still in flight
+GC_GRACE_S = 15 * 60  # gc's default: leave younger orphans alone (the hard floor is claims.FLOOR_S)
 
 
 class MaintenanceMixin:
@@ -33,8 +36,8 @@ class MaintenanceMixin:
         def _read(self) -> AbstractContextManager[Session]: ...
         def _write(self) -> AbstractContextManager[Session]: ...
         @staticmethod
-        def _event(actor: str, action: str, target: str, task: str | None = None, version: int | None = None,
-                   details: dict[str, Any] | None = None) -> AuditEvent: ...
+        def _log(s: Session, actor: str, action: str, target: str, task: str | None = None, version: int | None = None,
+                 details: dict[str, Any] | None = None) -> AuditEvent: ...
 
     def _all_versions(self) -> tuple[list[BackboneRecord], list[VersionRecord], list[str]]:
         with self._read() as s:
@@ -55,45 +58,65 @@ class MaintenanceMixin:
         dvc_md5_fn: DvcMd5Fn | None = None,
         actor: str | None = None,
     ) -> VerifyReport:
-        """Recompute every artifact hash; optionally re-fingerprint each trunk
+        """Recompute every artifact hash; check every seal, the audit chain, the insert-only
+        triggers, each version's add event and each live pointer against the log
+        (registry/evidence.py); optionally re-fingerprint each trunk
         (``trunk_fingerprint_fn(backbone) -> sha256 hex``) and re-read each version's
         DVC md5 (``dvc_md5_fn(data_path) -> md5``); list orphan files. Logged."""
         bbs, versions, dangling = self._all_versions()
         report = run_verify(self.store, bbs, versions, dangling, trunk_fingerprint_fn, dvc_md5_fn)
+        with self._read() as s:
+            found = evidence.audit(s, self.store)
+        report = dataclasses.replace(
+            report, problems=report.problems + tuple(found.problems), chain_head=found.chain_head,
+            bad_versions=tuple(sorted(set(report.bad_versions) | found.bad_versions)),
+        )
         with self._write() as s:
-            s.add(self._event(actor or default_actor(), "verify", "registry", details={
+            self._log(s, actor or default_actor(), "verify", "registry", details={
                 "ok": report.ok, "problems": list(report.problems), "orphans": len(report.orphans),
                 "checked_objects": report.checked_objects, "checked_data": report.checked_data,
-            }))
+                "chain_head": found.chain_head,
+            })
             s.commit()
         return report
 
     def gc(self, min_age_s: float = GC_GRACE_S, actor: str | None = None, *, dry_run: bool = False) -> list[str]:
         """Delete orphan store entries (never rows) older than ``min_age_s``; returns their keys.
 
-        Entries are listed before the rows are read, and in-flight writes refresh their
-        object's age, so a version committed meanwhile is never robbed of its weights.
+        Safe against writes in flight (registry/claims.py): under the store lock, an entry is
+        kept if a row references it, a live claim holds it (or the temp file it is being
+        written through), or it is younger than ``claims.FLOOR_S``, whatever ``min_age_s``
+        says. Claims older than ``claims.STALE_S`` (their writer died) are dropped.
         ``dry_run`` lists what would be deleted and deletes nothing (still logged, as such).
         """
-        candidates = orphans(self.store, (), min_age_s)  # every entry old enough, listed first
-        bbs, versions, _ = self._all_versions()
-        keep = set(references(bbs, versions))
+        min_age = max(float(min_age_s), claims.FLOOR_S)
         chosen: list[str] = []
         freed = 0
-        for key in candidates:
-            if self.store.digest_of(key) in keep or self.store.age_s(key) < min_age_s:
-                continue
-            if not dry_run:
-                size = self.store.delete(key)
-                if size is None:
-                    continue
-                freed += size
-            chosen.append(key)
-        details: dict[str, Any] = {"dry_run": dry_run, "deleted": [] if dry_run else chosen, "bytes_freed": freed,
-                                   "min_age_s": min_age_s}
-        if dry_run:
-            details["would_delete"] = chosen
         with self._write() as s:
-            s.add(self._event(actor or default_actor(), "gc", "registry", details=details))
+            claims.lock_store(s, exclusive=True)
+            held = claims.held(s, drop_stale=not dry_run)
+            keep = held | _referenced(s)
+            for key in self.store.keys():
+                if (self.store.digest_of(key) in keep or self.store.pending_digest(key) in held
+                        or self.store.age_s(key) < min_age):
+                    continue
+                if not dry_run:
+                    size = self.store.delete(key)
+                    if size is None:
+                        continue
+                    freed += size
+                chosen.append(key)
+            details: dict[str, Any] = {"dry_run": dry_run, "deleted": [] if dry_run else chosen, "bytes_freed": freed,
+                                       "min_age_s": min_age_s, "floor_s": claims.FLOOR_S}
+            if dry_run:
+                details["would_delete"] = chosen
+            self._log(s, actor or default_actor(), "gc", "registry", details=details)
             s.commit()
         return chosen
+
+
+def _referenced(s: Session) -> set[str]:
+    """Every digest a version or a trunk points at, read inside gc's transaction."""
+    versions = set(s.exec(select(TaskVersion.weights_sha256)).all())
+    trunks = {d for d in s.exec(select(Backbone.trunk_sha256)).all() if d}
+    return versions | trunks

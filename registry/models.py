@@ -4,7 +4,8 @@ The schema itself is created and evolved by the Alembic revisions in
 ``registry/migrations/versions``; ``tests/registry`` checks that those revisions and
 these classes describe the same tables. Rows are immutable once written except
 ``Task.live_version`` / ``Task.updated_at`` (the live pointer) and a backbone's trunk
-artifact, which may be attached once.
+artifact, which may be attached once; ``task_version`` and ``audit_event`` are insert-only
+by database triggers (0004), and ``object_claim`` rows live only while a write is in flight.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 SHA = sa.String(64)
+SEAL = sa.String(80)  # "sha256:<hex>" or "hmac-sha256:<hex>" (registry/digest.py)
 
 
 def _json(nullable: bool = False) -> Any:
@@ -99,12 +101,18 @@ class TaskVersion(SQLModel, table=True):
     run_id: Optional[str] = Field(default=None, sa_type=sa.String(200), nullable=True)
     actor: str = Field(sa_type=sa.String(200), nullable=False)
     created_at: datetime = _when()
+    # seal over everything that decides what is served (registry/digest.py: version_payload)
+    row_digest: str = Field(sa_type=SEAL, nullable=False)
 
 
 class AuditEvent(SQLModel, table=True):
-    """Append-only log of every action; database triggers refuse UPDATE and DELETE."""
+    """Append-only log of every action; database triggers refuse UPDATE and DELETE.
+
+    A hash chain (registry/chain.py): each event seals its fields and ``prev_hash``, the
+    previous event's ``event_hash``; the unique ``prev_hash`` keeps the chain from forking."""
 
     __tablename__ = "audit_event"
+    __table_args__ = (sa.UniqueConstraint("prev_hash", name="uq_audit_event_prev_hash"),)
 
     id: Optional[int] = Field(default=None, primary_key=True)
     at: datetime = _when()
@@ -114,3 +122,17 @@ class AuditEvent(SQLModel, table=True):
     task: Optional[str] = Field(default=None, sa_type=sa.String(64), nullable=True, index=True)
     version: Optional[int] = Field(default=None, nullable=True)
     details: dict = _json()
+    prev_hash: str = Field(sa_type=SEAL, nullable=False)
+    event_hash: str = Field(sa_type=SEAL, nullable=False)
+
+
+class ObjectClaim(SQLModel, table=True):
+    """A weights object a write is about to reference: committed before the file is written,
+    deleted in the transaction that commits the row using it. gc never deletes a claimed object."""
+
+    __tablename__ = "object_claim"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    sha256: str = Field(sa_type=SHA, nullable=False, index=True)
+    claimed_at: datetime = _when()
+    actor: str = Field(sa_type=sa.String(200), nullable=False)

@@ -228,7 +228,8 @@ class VersionDiff(_Record):
 
 @dataclass(frozen=True)
 class VerifyReport(_Record):
-    """``ok`` is False iff there are problems; orphans (unreferenced store keys) are not problems: gc removes them."""
+    """``ok`` is False iff there are problems; orphans (unreferenced store keys) are not problems: gc removes them.
+    ``chain_head`` is the newest audit event's hash: recorded elsewhere, it shows a later cut of the log's tail."""
 
     problems: tuple[str, ...]
     orphans: tuple[str, ...]
@@ -237,6 +238,7 @@ class VerifyReport(_Record):
     checked_data: int = 0
     checked_backbones: int = 0
     bad_versions: tuple[str, ...] = field(default_factory=tuple)
+    chain_head: str = ""
 
     @property
     def ok(self) -> bool:

@@ -60,6 +60,10 @@ class WeightStore(Protocol):
         """The sha256 an entry is named by, or None for leftovers and strangers."""
         ...
 
+    def pending_digest(self, key: str) -> str | None:
+        """For a temp entry (a write in flight, or its leftover), the sha256 it is being written as; else None."""
+        ...
+
     def age_s(self, key: str) -> float:
         """Seconds since the entry was last written (0 if it is gone)."""
         ...
@@ -99,6 +103,13 @@ class LocalObjectStore:
         stem = p.name[: -len(SUFFIX)]
         return stem if _SHA_RE.match(stem) and p.parent.name == stem[:2] else None
 
+    def pending_digest(self, key: str) -> str | None:
+        name = Path(key).name
+        if not name.startswith(TMP_PREFIX):
+            return None
+        stem = name[len(TMP_PREFIX):].split("-", 1)[0]  # put() names temps .tmp-<sha256>-<random>
+        return stem if _SHA_RE.match(stem) else None
+
     # ---- objects -------------------------------------------------------------------
 
     def put(self, data: bytes) -> str:
@@ -113,7 +124,8 @@ class LocalObjectStore:
                 pass
             # present but damaged: fall through and rewrite the good bytes over it
         try:
-            write_bytes(final, data, mode=0o444, prefix=TMP_PREFIX)  # immutable, readable by the team
+            # immutable, readable by the team; the temp name carries the digest, so gc sees it is claimed
+            write_bytes(final, data, mode=0o444, prefix=f"{TMP_PREFIX}{digest}-")
         except OSError as e:
             raise StoreWriteError(
                 f"cannot write {self.rel(digest)} under {self.root.parent} ({e.strerror or e}): check free space and permissions"

@@ -32,7 +32,11 @@ def rebuild_branch(home: Home, record: VersionRecord, tensors) -> Branch:
 
 
 def load_live_model(home: Home, tasks: Iterable[str] | None = None, exclude: Iterable[str] = ()) -> LiveModel:
-    """Every live task (or just ``tasks``, all of which must exist and be live), minus ``exclude``."""
+    """Every live task (or just ``tasks``, all of which must exist and be live), minus ``exclude``.
+
+    Refuses (LivePointerError, TamperedError: exit 1) rather than serve without a task whose
+    live pointer is broken or whose rows fail their checks; other tasks' faults do not matter
+    when ``tasks`` names only sound ones."""
     wanted = list(dict.fromkeys(tasks)) if tasks is not None else None
     if wanted is not None:
         for name in wanted:
@@ -42,7 +46,7 @@ def load_live_model(home: Home, tasks: Iterable[str] | None = None, exclude: Ite
     skip = set(exclude)
     model = MultiTaskModel(home.backbone)
     versions: dict[str, VersionRecord] = {}
-    live = home.registry.live(home.fingerprint)
+    live = home.registry.live(home.fingerprint, tasks=wanted, exclude=skip)
     by_name = {rec.task: (rec, tensors) for rec, tensors in live}
     order = wanted if wanted is not None else [rec.task for rec, _ in live]
     for name in order:

@@ -4,6 +4,11 @@ Order matters for "nothing half-registered": the registry is written only after 
 and the learner's no-forgetting check have passed, in one ``add_version`` call (one
 transaction; its weights file is content-addressed, so an interrupted write leaves at
 most an unreferenced file for ``gc``). Ctrl-C before that point writes nothing.
+
+Training takes minutes, so the live pointer may move meanwhile (someone rolls back a bad
+version). The live version seen at the start goes to ``add_version(expect_live=...)``: if
+it moved, the new version is registered staged instead of silently undoing that move,
+and the result carries a note saying so.
 """
 
 from __future__ import annotations
@@ -21,11 +26,13 @@ from forkpoint.workflows.live import LiveModel, load_live_model
 
 @dataclass
 class AddedTask:
-    """The learner's report, the registered version, and the served model including the new branch."""
+    """The learner's report, the registered version, the served model including the new branch,
+    and notes for the user (e.g. why a version asked to go live was staged)."""
 
     report: TaskReport
     version: VersionRecord
     live: LiveModel
+    notes: tuple[str, ...] = ()
 
 
 def existing_task(home: Home, name: str) -> TaskRecord | None:
@@ -69,7 +76,8 @@ def add_task_version(
     (its own older versions stay in the registry, untouched).
     """
     task_name(name)
-    check_new_version_fits(home, name, data.class_names)
+    previous = check_new_version_fits(home, name, data.class_names)
+    started_from = previous.live_version if previous is not None else None
     live = load_live_model(home, exclude={name})
     run_id = new_run_id()
     report = add_task(live.model, name, data.task_data, cfg, progress=progress, plot_dir=home.path / "plots" / run_id)
@@ -78,6 +86,12 @@ def add_task_version(
         home.fingerprint, branch.tensors(), data_md5=data.md5, data_path=data.path, description=description,
         run_id=run_id, config={"data": data.describe(), "profile_plot": report.plot},
     )
-    record = home.registry.add_version(name, draft, promote=promote, actor=actor)
+    record = home.registry.add_version(name, draft, promote=promote, actor=actor, expect_live=started_from)
     live.versions[name] = record
-    return AddedTask(report, record, live)
+    notes: tuple[str, ...] = ()
+    if promote and not record.live:
+        now = home.registry.get_task(name).live_version
+        notes = (f"{name}: the live version moved from v{started_from} to v{now} while v{record.version} trained "
+                 f"(a rollback or promote), so v{record.version} was registered staged, not live: "
+                 f"`forkpoint promote {name} {record.version}` makes it live",)
+    return AddedTask(report, record, live, notes)

@@ -187,6 +187,16 @@ def version_kwargs(seed: int = 0, **over: Any) -> dict[str, Any]:
     return kw
 
 
+def file_digest(task: str, version: int, seed: int, spec: BranchSpec | None = None) -> str:
+    """The sha256 of the weights file the registry writes for ``branch_tensors(seed)`` as ``task@version``
+    (the file names its task, version, branch and classes, so it differs per version)."""
+    from forkpoint.registry.branchfile import encode_branch
+    from forkpoint.registry.codec import sha256
+
+    spec = spec or branch_spec()
+    return sha256(encode_branch(branch_tensors(seed), task, version, spec.to_dict(BLOCKS), CLASSES))
+
+
 def make_draft(tensors: Any, **fields: Any) -> VersionDraft:
     """A VersionDraft as the learner's ``TaskReport.draft`` builds one; ``spec`` may be a BranchSpec or its dict."""
     spec = fields.pop("spec")
@@ -214,6 +224,28 @@ class Sample:
     def add(self, task: Any = "pets", seed: int = 0, tensors: dict | None = None, *, promote: bool = True,
             actor: str | None = None, **over: Any):
         return self.reg.add_version(task, self.draft(seed, tensors, **over), promote=promote, actor=actor)
+
+    def age_store(self, seconds: float = 2 * 3600) -> None:
+        """Make every store entry and every claim ``seconds`` old, as if their writers died long ago."""
+        import os
+        import time
+        from datetime import datetime, timedelta, timezone
+
+        import sqlalchemy as sa
+
+        from forkpoint.registry.models import ObjectClaim
+
+        when = time.time() - seconds
+        for p in self.reg.store.files():
+            os.utime(p, (when, when))
+        with self.reg.engine.begin() as c:
+            c.execute(sa.update(ObjectClaim).values(claimed_at=datetime.now(timezone.utc) - timedelta(seconds=seconds)))
+
+    def claims(self) -> int:
+        import sqlalchemy as sa
+
+        with self.reg.engine.connect() as c:
+            return c.execute(sa.text("SELECT count(*) FROM object_claim")).scalar_one()
 
     def snapshot(self) -> tuple:
         """Row counts of every table and the object files: equal snapshots = nothing written."""
@@ -270,4 +302,5 @@ Sample.spec = staticmethod(branch_spec)  # type: ignore[attr-defined]
 Sample.tensors = staticmethod(branch_tensors)  # type: ignore[attr-defined]
 Sample.kwargs = staticmethod(version_kwargs)  # type: ignore[attr-defined]
 Sample.make_draft = staticmethod(make_draft)  # type: ignore[attr-defined]
+Sample.file_digest = staticmethod(file_digest)  # type: ignore[attr-defined]
 Sample.other_fingerprint = OTHER_FINGERPRINT  # type: ignore[attr-defined]

@@ -131,12 +131,17 @@ def test_live_returns_what_rebuilds_the_multitask_model(reg, ready):
         ("birds", 1, 1), ("elsewhere", 1, 1), ("pets", 1, 2), ("staged-only", None, 1)]
 
 
-def test_identical_weights_are_stored_once(reg, ready):
+def test_each_weights_file_names_its_version(reg, ready):
+    """Identical tensors under two versions are two files: each names its task, version, branch and classes."""
+    from forkpoint.registry.branchfile import read_names
+
     a = ready.add("pets", seed=5)
     b = ready.add("pets-copy", seed=5)
-    c = ready.add("pets", seed=6)
-    assert a.weights_sha256 == b.weights_sha256 != c.weights_sha256
-    assert len(reg.store.files()) == 2
+    assert a.weights_sha256 != b.weights_sha256 and len(reg.store.files()) == 2
+    assert torch.equal(reg.load_tensors("pets")["head.weight"], reg.load_tensors("pets-copy")["head.weight"])
+    names = read_names((reg.home / b.weights_path).read_bytes())
+    assert names == {"task": "pets-copy", "version": 1, "branch": b.branch, "class_names": list(b.class_names)}
+    assert b.weights_sha256 == ready.file_digest("pets-copy", 1, 5)  # the same bytes every time
 
 
 def test_audit_log_refuses_update_and_delete(reg, ready):

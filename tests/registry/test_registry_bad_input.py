@@ -197,9 +197,8 @@ def test_unstorable_values(reg, ready, field, value, match):
 
 def test_unwritable_object_store_writes_no_rows(reg, ready):
     from forkpoint.registry import StoreWriteError
-    from forkpoint.registry.codec import encode, sha256
 
-    fanout = reg.store.root / sha256(encode(ready.tensors(0)))[:2]
+    fanout = reg.store.root / ready.file_digest("pets", 1, 0)[:2]
     fanout.parent.mkdir(parents=True, exist_ok=True)
     fanout.write_bytes(b"a file where the fan-out directory should be")  # root ignores chmod; this cannot be bypassed
     before = ready.snapshot()

@@ -1,8 +1,8 @@
 """Crash safety: SIGKILL a real child process at each named point of add_version.
 
-Afterwards the registry must pass verify with, at most, one orphan file (which gc
-removes), and the interrupted version must not exist in any form (row, live pointer,
-audit event).
+Afterwards the registry must pass verify with, at most, one orphan file, and the
+interrupted version must not exist in any form (row, live pointer, audit event). The
+orphan stays claimed (gc leaves it alone) until the claim is stale; then gc removes it.
 """
 
 from __future__ import annotations
@@ -31,19 +31,17 @@ def test_sigkill_during_add_version_leaves_a_consistent_registry(home, db_url, r
         assert [e.action for e in after.audit_events()] == ["register_backbone", "add_version"]
         report = after.verify()
         assert report.ok, report.problems
-        new_object = after.store.rel(_digest_of(ready.tensors(1)))
-        expected_orphans = () if point == "before_write" else (new_object,)
+        new_object = after.store.rel(ready.file_digest("pets", 2, 1))
+        expected_orphans = () if point in ("before_write", "after_claim") else (new_object,)
         assert report.orphans == expected_orphans
-        assert after.gc(min_age_s=0) == list(expected_orphans)
-        assert after.verify().orphans == ()
+        assert ready.claims() == (0 if point == "before_write" else 1)  # the dead writer's claim
+        assert after.gc(min_age_s=0) == []  # claimed, and younger than the floor
+        ready.age_store()
+        assert after.gc(min_age_s=0) == list(expected_orphans)  # stale claim: collected
+        assert after.verify().orphans == () and ready.claims() == 0
 
         # the registry is fully usable: the next add gets the number the crashed one never took
         rec = ready.add("pets", seed=1)
         assert (rec.version, rec.live) == (2, True)
         assert torch.equal(after.load_tensors("pets")["head.weight"], ready.tensors(1)["head.weight"])
-
-
-def _digest_of(tensors) -> str:
-    from forkpoint.registry.codec import encode, sha256
-
-    return sha256(encode(tensors))
+        assert after.verify().ok

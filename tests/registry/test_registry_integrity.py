@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from forkpoint.registry import ArtifactCorruptError, ArtifactMissingError
+from forkpoint.registry.claims import FLOOR_S
 
 
 def _flip_one_byte(p: Path, offset: int = -5) -> None:
@@ -20,34 +21,32 @@ def _flip_one_byte(p: Path, offset: int = -5) -> None:
 
 
 def test_flipped_byte_is_refused_on_load_and_reported_by_verify(reg, ready):
-    shared = ready.add("pets", seed=1)
-    same = ready.add("pets-again", seed=1)  # same bytes: one file, two users
+    damaged = ready.add("pets", seed=1)
     other = ready.add("birds", seed=2)
     assert reg.verify().ok
-    path = reg.home / shared.weights_path
+    path = reg.home / damaged.weights_path
+    good = path.read_bytes()
     _flip_one_byte(path)
 
-    for task in ("pets", "pets-again"):
-        with pytest.raises(ArtifactCorruptError, match=re.escape(shared.weights_path)) as e:
-            reg.load_tensors(task)
-        assert "refusing to load" in str(e.value) and f"{task}@1" in str(e.value)
+    with pytest.raises(ArtifactCorruptError, match=re.escape(damaged.weights_path)) as e:
+        reg.load_tensors("pets")
+    assert "refusing to load" in str(e.value) and "pets@1" in str(e.value)
     with pytest.raises(ArtifactCorruptError):
         reg.live()
     assert torch.equal(reg.load_tensors("birds")["head.weight"], ready.tensors(2)["head.weight"])
 
     report = reg.verify()
     assert not report.ok and len(report.problems) == 1
-    assert shared.weights_path in report.problems[0] and "sha256 mismatch" in report.problems[0]
-    assert "pets@1" in report.problems[0] and "pets-again@1" in report.problems[0]
-    assert report.bad_versions == ("pets-again@1", "pets@1") and report.orphans == ()
+    assert damaged.weights_path in report.problems[0] and "sha256 mismatch" in report.problems[0]
+    assert "pets@1" in report.problems[0]
+    assert report.bad_versions == ("pets@1",) and report.orphans == ()
     assert other.weights_path not in " ".join(report.problems)
     event = reg.audit_events(action="verify")[-1]
     assert event.details["ok"] is False and event.details["problems"] == list(report.problems)
 
-    # storing the same tensors again repairs the damaged object in place
-    ready.add("pets", seed=1)
+    # putting the same bytes again repairs the damaged object in place
+    assert reg.store.put(good) == damaged.weights_sha256
     assert reg.verify().ok and torch.equal(reg.load_tensors("pets", 1)["head.weight"], ready.tensors(1)["head.weight"])
-    assert same.weights_sha256 == shared.weights_sha256
 
 
 def test_missing_file_and_corrupt_trunk(reg, sample):
@@ -124,19 +123,25 @@ def test_orphans_are_reported_not_problems_and_gc_removes_only_them(reg, ready):
     old = orphan_path.stat().st_mtime - 3600
     os.utime(orphan_path, (old, old))
     assert reg.gc() == [orphan] and stray_path.exists() and not orphan_path.exists()
+    assert reg.gc(min_age_s=0) == []  # the hard floor: never younger than claims.FLOOR_S, whatever min_age says
+    old = stray_path.stat().st_mtime - 2 * FLOOR_S
+    os.utime(stray_path, (old, old))
     assert reg.gc(min_age_s=0) == [stray]
     assert reg.verify().orphans == () and reg.verify().ok
     assert torch.equal(reg.load_tensors("pets")["head.weight"], ready.tensors(0)["head.weight"])
     assert (reg.home / kept.weights_path).exists()
     gcs = reg.audit_events(action="gc")
-    assert [len(e.details["deleted"]) for e in gcs] == [0, 1, 1]
-    assert [e.details["dry_run"] for e in gcs] == [False, False, False]
+    assert [len(e.details["deleted"]) for e in gcs] == [0, 1, 0, 1]
+    assert [e.details["dry_run"] for e in gcs] == [False, False, False, False]
+    assert {e.details["floor_s"] for e in gcs} == {FLOOR_S}
 
 
 def test_gc_dry_run_lists_what_it_would_delete_and_deletes_nothing(reg, ready):
     kept = ready.add("pets")
     orphan_sha = reg.store.put(b"not referenced by any row")
     orphan = reg.store.rel(orphan_sha)
+    assert reg.gc(min_age_s=0, dry_run=True) == []  # younger than the floor
+    ready.age_store(2 * FLOOR_S)
     before = ready.snapshot()
 
     assert reg.gc(min_age_s=0, dry_run=True) == [orphan]
