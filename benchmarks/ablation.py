@@ -21,6 +21,7 @@ from typing import Callable
 import click
 
 from forkpoint.contract.atomic import write_text
+from forkpoint.learner.augment import AugmentConfig
 from forkpoint.learner.config import AddTaskConfig, with_training
 
 REPO = Path(__file__).resolve().parent.parent
@@ -29,14 +30,22 @@ PAGE = REPO / "docs" / "ablation.md"
 
 
 def _old(c: AddTaskConfig) -> AddTaskConfig:
-    """The recipe before this change: random head at 3x rate, epochs only, accuracy-ranked greedy, no probe."""
-    c = with_training(c, min_steps=0, head_lr=3 * c.train.lr, channels_last=False)
+    """The recipe before issue 12: random head at 3x rate, epochs only, accuracy-ranked greedy, no probe, NCHW."""
+    c = _neither(with_training(c, min_steps=0, head_lr=3 * c.train.lr, channels_last=False))
     sel = dataclasses.replace(c.selection, metric="acc", eps=0.01, z=0.0)
     return dataclasses.replace(c, lp_init=False, probe_candidate=False, selection=sel, cv_below_val=0)
 
 
+def _neither(c: AddTaskConfig) -> AddTaskConfig:
+    return dataclasses.replace(with_training(c, bn_adapt=False), augment=AugmentConfig(views=0))
+
+
 VARIANTS: dict[str, tuple[str, Callable[[AddTaskConfig], AddTaskConfig]]] = {
     "default": ("the shipped recipe", lambda c: c),
+    "no-augment": ("no augmented views (BatchNorm copies still adapt)", lambda c: dataclasses.replace(c, augment=AugmentConfig(views=0))),
+    "no-bn-adapt": ("BatchNorm copies keep the trunk's statistics (augmented views still used)",
+                    lambda c: with_training(c, bn_adapt=False)),
+    "neither": ("neither: the recipe of the first ablation (recipe 1 below)", _neither),
     "old-recipe": ("before: epochs only, accuracy-greedy, no probe, NCHW", _old),
     "lp-ft": ("head starts from the fitted probe (LP-FT), trained at the blocks' rate", lambda c: dataclasses.replace(
         with_training(c, head_lr=c.train.lr), lp_init=True)),
@@ -46,12 +55,27 @@ VARIANTS: dict[str, tuple[str, Callable[[AddTaskConfig], AddTaskConfig]]] = {
         with_training(c, min_steps=0), profile=dataclasses.replace(c.profile, min_steps=0))),
     "acc-greedy": ("profile/greedy ranked by validation accuracy, not loss", lambda c: dataclasses.replace(
         c, selection=dataclasses.replace(c.selection, metric="acc"))),
-    "bn-adapt": ("the branch's BatchNorm copies adapt their statistics", lambda c: with_training(c, bn_adapt=True)),
     "no-channels-last": ("NCHW training (speed lever; same numbers)", lambda c: with_training(c, channels_last=False)),
 }
+RECIPE = 2  # bumped when the shipped defaults change; results of another recipe are shown under their own heading
+# The run that chose recipe 2 was made on recipe 1 with the candidate levers switched *on*;
+# its labels, in recipe 2's terms (the configurations are identical):
+RECIPE1_RUN_LABELS = {"default": "neither", "bn-adapt": "no-augment", "augment": "no-bn-adapt", "augment+bn": "default"}
+LEGACY = RESULTS.with_name("cpu-recipe1.json")
 
 
-def run(tasks: list[str], regimes: list[int], seed: int, resolution: int, epochs: int, variants: list[str]) -> dict:
+def upgrade(res: dict) -> dict:
+    """Results of the run that chose recipe 2, relabelled in recipe 2's terms (same configs, new names)."""
+    if res["settings"].get("recipe") or "augment+bn" not in res["variants"]:
+        return res
+    rows = [{**r, "variant": RECIPE1_RUN_LABELS[r["variant"]]} for r in res["rows"]]
+    names = [RECIPE1_RUN_LABELS[v] for v in res["variants"]]
+    order = [v for v in VARIANTS if v in names]
+    return {**res, "rows": rows, "variants": {v: VARIANTS[v][0] for v in order},
+            "settings": {**res["settings"], "recipe": RECIPE, "relabelled": RECIPE1_RUN_LABELS}}
+
+
+def run(tasks: list[str], regimes: list[int], seeds: list[int], resolution: int, epochs: int, variants: list[str]) -> dict:
     import torch
 
     from forkpoint.benchmarks.datasets import load_pool, sample_task
@@ -62,7 +86,7 @@ def run(tasks: list[str], regimes: list[int], seed: int, resolution: int, epochs
     rows = []
     for task in tasks:
         pool = load_pool(task)
-        for per_class in regimes:
+        for per_class, seed in ((p, s) for p in regimes for s in seeds):
             sample = sample_task(pool, per_class, per_class, 50, seed)
             data = sample.task_data()
             base = add_task_config(epochs=epochs, profile_epochs=1, device="cpu", seed=seed,
@@ -79,28 +103,37 @@ def run(tasks: list[str], regimes: list[int], seed: int, resolution: int, epochs
     return {"machine": {"python": sys.version.split()[0], "platform": platform.platform(), "processor": platform.machine(),
                         "torch": torch.__version__, "threads": 1},
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "settings": {"tasks": tasks, "regimes": regimes, "seed": seed, "resolution": resolution, "epochs": epochs,
+            "settings": {"recipe": RECIPE, "tasks": tasks, "regimes": regimes, "seeds": seeds, "resolution": resolution, "epochs": epochs,
                          "test_per_class": 50},
             "variants": {k: VARIANTS[k][0] for k in variants}, "rows": rows}
 
 
-def render(res: dict) -> str:
-    """The markdown page, from the results alone."""
+def render(res: dict, heading: bool = True) -> str:
+    """The markdown page (or, without ``heading``, its tables), from the results alone."""
     st = res["settings"]
     variants = list(res["variants"])
     keys = sorted({(r["task"], r["per_class"]) for r in res["rows"]}, key=lambda k: (k[1], k[0]))
-    by = {(r["task"], r["per_class"], r["variant"]): r for r in res["rows"]}
-    lines = [
+    seeds = ", ".join(str(x) for x in st.get("seeds", [st.get("seed", 0)]))
+    by: dict[tuple, list[dict]] = {}
+    for r in res["rows"]:
+        by.setdefault((r["task"], r["per_class"], r["variant"]), []).append(r)
+    head = [
         "# Ablation of the learner's recipe",
         "",
         "<!-- generated by `python -m forkpoint.benchmarks.ablation --from-results benchmarks/results/ablation/cpu.json --publish`; do not edit -->",
         "",
-        f"Embedded Lite0 at {st['resolution']} px, {st['epochs']} training epochs, 1 profile epoch, seed {st['seed']}, "
+    ]
+    relabelled = st.get("relabelled")
+    note = (" This run was launched on recipe 1 with the candidate levers switched on and labelled "
+            + ", ".join(f"`{a}`" for a in relabelled) + "; those configurations are, in order, "
+            + ", ".join(f"`{b}`" for b in relabelled.values()) + " here.") if relabelled else ""
+    lines = (head if heading else []) + [
+        f"Embedded Lite0 at {st['resolution']} px, {st['epochs']} training epochs, 1 profile epoch, seeds {seeds}, "
         f"{st['test_per_class']} test images per class; each column switches one lever of the shipped recipe off "
         f"(or the old recipe back on) on the same images. Machine: {res['machine']['processor']}, torch "
-        f"{res['machine']['torch']}, {res['machine']['threads']} thread, {res['date']}.",
+        f"{res['machine']['torch']}, {res['machine']['threads']} thread, {res['date']}.{note}",
         "",
-        "Test accuracy (%) and the branch served (`probe` = head only):",
+        "Test accuracy (%, mean over seeds) and the branch served per seed (`probe` = head only):",
         "",
         "| task | images/class | " + " | ".join(variants) + " |",
         "|---|---|" + "---|" * len(variants),
@@ -108,13 +141,12 @@ def render(res: dict) -> str:
     for task, pc in keys:
         cells = []
         for v in variants:
-            r = by.get((task, pc, v))
-            if r is None:
+            rs = by.get((task, pc, v))
+            if not rs:
                 cells.append("-")
                 continue
-            start, stop = r["branch"]
-            where = "probe" if start == stop else f"{start}:{stop - 1}"
-            cells.append(f"{100 * r['test_acc']:.1f} ({where})")
+            where = ", ".join("probe" if a == b else f"{a}:{b - 1}" for a, b in (r["branch"] for r in rs))
+            cells.append(f"{100 * sum(r['test_acc'] for r in rs) / len(rs):.1f} ({where})")
         lines.append(f"| {task} | {pc} | " + " | ".join(cells) + " |")
     lines += ["", "Mean test accuracy and mean seconds per add-task:", "", "| variant | what it changes | mean acc % | mean s |",
               "|---|---|---|---|"]
@@ -131,24 +163,27 @@ def render(res: dict) -> str:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("bench-results"), show_default=True)
 @click.option("--tasks", default="mnist,animals", show_default=True)
 @click.option("--regimes", default="10,100", show_default=True, help="Images per class (validation carved from them).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seeds", default="0", show_default=True, help="Comma-separated sample/training seeds; cells average over them.")
 @click.option("--resolution", type=int, default=64, show_default=True)
 @click.option("--epochs", type=int, default=5, show_default=True)
 @click.option("--variants", default=",".join(VARIANTS), show_default=True)
 @click.option("--publish", is_flag=True, help="Copy the results to benchmarks/results/ and the page to docs/ablation.md.")
 @click.option("--from-results", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None)
-def main(out: Path, tasks: str, regimes: str, seed: int, resolution: int, epochs: int, variants: str, publish: bool,
+def main(out: Path, tasks: str, regimes: str, seeds: str, resolution: int, epochs: int, variants: str, publish: bool,
          from_results: Path | None) -> None:
     """Switch each lever of the learner's recipe off alone and compare on the same images."""
     if from_results is not None:
-        res = json.loads(from_results.read_text())
+        res = upgrade(json.loads(from_results.read_text()))
     else:
         names = [v for v in variants.split(",") if v]
         unknown = [v for v in names if v not in VARIANTS]
         if unknown:
             raise click.BadParameter(f"unknown variant {unknown[0]!r}: use {', '.join(VARIANTS)}", param_hint="--variants")
-        res = run(tasks.split(","), [int(r) for r in regimes.split(",")], seed, resolution, epochs, names)
+        res = run(tasks.split(","), [int(r) for r in regimes.split(",")], [int(x) for x in seeds.split(",")], resolution, epochs, names)
     page = render(res)
+    if LEGACY.exists() and res["settings"].get("recipe") == RECIPE:
+        page += "\n## Recipe 1: the first ablation\n\nBefore BatchNorm adaptation and augmentation were defaults; " \
+                "each lever was switched off from recipe 1 (`neither` above).\n\n" + render(json.loads(LEGACY.read_text()), heading=False)
     write_text(out / "ablation.json", json.dumps(res, indent=1))
     write_text(out / "ablation.md", page)
     if publish:

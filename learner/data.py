@@ -9,12 +9,17 @@ normalised) once, so profiling and training never redo it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from forkpoint.contract.errors import DataError
+from forkpoint.contract.preprocessing import Preprocessing
+from forkpoint.imagedata.convert import fit_square
+from forkpoint.imagedata.decode import load_pixels
 
 
 @dataclass(frozen=True)
@@ -94,11 +99,35 @@ def stratified_split(labels: torch.Tensor, fraction: float, seed: int) -> tuple[
     return torch.sort(torch.cat(train_idx)).values, torch.sort(torch.cat(val_idx)).values
 
 
+def _fit(b: torch.Tensor, resolution: int) -> torch.Tensor:
+    """(n,C,H,W) uint8, or float in [0,1] -> (n,C,R,R) by the resize rule (shorter side to R, centre crop).
+
+    uint8 pixels go through the data layer's ``fit_square`` (Pillow bicubic, 8-bit out), the
+    very function that sizes decoded files, so an array and the same picture read from a file
+    give equal tensors. Float images use torch's antialiased bicubic on the same geometry:
+    the same picture up to rounding.
+    """
+    if b.dtype == torch.uint8:
+        hwc = b.permute(0, 2, 3, 1).cpu().numpy()
+        if hwc.shape[-1] == 1:
+            hwc = hwc[..., 0]
+        out = np.stack([fit_square(np.ascontiguousarray(img), resolution) for img in hwc])
+        out = torch.from_numpy(out)
+        return out[:, None] if out.ndim == 3 else out.permute(0, 3, 1, 2)
+    h, w = b.shape[-2:]
+    scale = resolution / min(h, w)
+    nh, nw = max(resolution, round(h * scale)), max(resolution, round(w * scale))
+    b = F.interpolate(b, size=(nh, nw), mode="bicubic", antialias=True, align_corners=False).clamp_(0.0, 1.0)
+    top, left = (nh - resolution) // 2, (nw - resolution) // 2
+    return b[..., top:top + resolution, left:left + resolution]
+
+
 def to_input(images, resolution: int, mean, std, chunk: int = 512) -> torch.Tensor:
     """Images of any size/channels -> (N,3,R,R) float32, normalised for the backbone.
 
-    Accepts uint8 (0..255) or float (0..1) arrays in NHW, NHWC or NCHW layout. Gray is
-    repeated to RGB, alpha dropped, sizes resized with antialiasing.
+    Accepts uint8 (0..255), 16-bit integer (0..65535) or float (0..1) arrays in NHW, NHWC or
+    NCHW layout. Gray is repeated to RGB, alpha dropped, sizes other than R x R follow the
+    backbone's resize rule (see :func:`_fit` and ``contract.preprocessing``).
     """
     x = images if isinstance(images, torch.Tensor) else torch.from_numpy(np.require(images, requirements=["C", "W"]))
     if x.ndim == 3:
@@ -111,17 +140,33 @@ def to_input(images, resolution: int, mean, std, chunk: int = 512) -> torch.Tens
     scale = (65535.0 if int(x.max()) > 255 else 255.0) if integer and x.numel() else 1.0
     if not integer and not torch.isfinite(x).all():
         raise DataError("images contain NaN or infinite pixels: clean or drop those images")
+    if integer and x.dtype != torch.uint8 and scale == 255.0:
+        x = x.to(torch.uint8)  # 8-bit values in a wider type: the uint8 path, bit for bit
     mean_t = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
     std_t = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
     out = torch.empty(len(x), 3, resolution, resolution)
     for i in range(0, len(x), chunk):
-        b = x[i:i + chunk].float()
-        if integer:
-            b = b / scale
-        b = b[:, :3]
+        b = x[i:i + chunk, :3]
+        if b.dtype != torch.uint8:
+            b = b.float() / scale
+        if b.shape[-2:] != (resolution, resolution):
+            b = _fit(b, resolution)
+        if b.dtype == torch.uint8:
+            b = b.float() / scale
         if b.shape[1] == 1:
             b = b.expand(-1, 3, -1, -1)
-        if b.shape[-2:] != (resolution, resolution):
-            b = F.interpolate(b, size=(resolution, resolution), mode="bilinear", antialias=True, align_corners=False)
         out[i:i + chunk] = (b - mean_t) / std_t
     return out
+
+
+def load_inputs(paths: Iterable[str | Path], spec: Preprocessing) -> torch.Tensor:
+    """Image files -> the trunk's input (N,3,R,R), exactly as training on the same files saw them.
+
+    The one file-to-tensor path: ``imagedata.decode.load_pixels`` (bounded decoding, the
+    resize rule at ``spec.resolution``) then :func:`to_input`, the same two steps a user
+    dataset takes through ``add-task`` (decoded into the dataset at the home's resolution,
+    normalised by the learner). Raises DataError (exit 2) for unreadable or oversized files.
+    """
+    return torch.cat([
+        to_input(load_pixels(p, spec.resolution).pixels[None], spec.resolution, spec.mean, spec.std) for p in paths
+    ])

@@ -18,6 +18,7 @@ from forkpoint.learner.branch import Branch
 from forkpoint.contract.branch import UnitRange
 from forkpoint.contract.errors import ConfigError, DataError
 from forkpoint.contract.names import check_task_name
+from forkpoint.learner.augment import augmented_views
 from forkpoint.learner.cache import PrefixCache
 from forkpoint.learner.config import AddTaskConfig
 from forkpoint.learner.crossval import cross_validate
@@ -164,6 +165,16 @@ def profile_candidates(bb, cfg: AddTaskConfig) -> list[int]:
     return units
 
 
+def _train_views(bb, caches, x_train: torch.Tensor, cfg: AddTaskConfig, device) -> tuple[PrefixCache, torch.Tensor]:
+    """The final training's split: the training cache, plus augmented views of it when asked for."""
+    train, y_train = caches[0], caches[1]
+    if cfg.augment.views == 0:
+        return train, y_train
+    views = augmented_views(x_train, cfg.augment, cfg.split_seed)
+    x = torch.cat([x_train, views])
+    return PrefixCache(bb, x, device, cfg.cache_budget_mb, cfg.cache), y_train.repeat(cfg.augment.views + 1)
+
+
 def _fit_probe(bb, caches, num_classes: int) -> tuple[ProbeFit, float]:
     train, y_train, val, y_val = caches
     t0 = time.perf_counter()
@@ -253,7 +264,8 @@ def add_task(
             phases.done()
         else:
             phases.start(f"train {UnitRange(start, stop).label(bb.block_names)}", num_evals(cfg.train, len(y_train)))
-            result = fit(bb, branch, *caches, cfg.train, on_epoch=lambda e, a: phases.advance())
+            result = fit(bb, branch, *_train_views(bb, caches, x_train, cfg, device), *caches[2:], cfg.train,
+                         on_epoch=lambda e, a: phases.advance(), epoch_size=len(y_train))
             phases.done()
             val_acc = result.val_acc
             if fixed is None and probe_cand is not None and cfg.probe_candidate and not cfg.siamese and start != stop:

@@ -139,11 +139,14 @@ def fit(
     y_val: torch.Tensor,
     cfg: TrainConfig,
     on_epoch: Callable[[int, float], None] | None = None,
+    epoch_size: int | None = None,
 ) -> FitResult:
     """Train ``branch`` in place and leave it at its best validation state.
 
     ``on_epoch(k, val_acc)`` is called after each of the (at most ``max_evals``) validation
-    passes; the number of passes is ``num_evals(cfg, len(train))``.
+    passes; the number of passes is ``num_evals(cfg, epoch_size)``. ``epoch_size`` (default
+    ``len(train)``) sets the schedule: a cache holding augmented views beside the originals
+    passes the number of original images, so augmentation changes what steps see, not how many.
     """
     torch.manual_seed(cfg.seed)
     device = train.device
@@ -153,7 +156,7 @@ def fit(
     if block_params:
         groups.append({"params": block_params, "lr": cfg.lr})
     opt = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
-    total_steps, eval_every = schedule(cfg, len(train))
+    total_steps, eval_every = schedule(cfg, epoch_size or len(train))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
     trunk = train.trunk_features() if branch.spec.siamese else None
     y_train = y_train.to(device)

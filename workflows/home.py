@@ -7,12 +7,16 @@ stored at init) and refuses to go on if its fingerprint is not the registered on
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
 
-from typing import TYPE_CHECKING
-
+from forkpoint.contract.atomic import TMP_PREFIX
 from forkpoint.contract.errors import ConfigError
 from forkpoint.contract.names import DEFAULT_ARCH
 from forkpoint.registry import BackboneRecord, Registry
@@ -137,6 +141,64 @@ def open_home(home: str | Path | None = None, db: str | None = None) -> Home:
     return Home(path, registry, record)
 
 
+def _shown(path: Path) -> str:
+    """A path short enough for a one-line message (an over-long one is the error being reported)."""
+    text = str(path)
+    return text if len(text) <= 100 else f"{text[:60]}...{text[-30:]} ({len(text)} characters)"
+
+
+def home_error(path: Path, exc: OSError) -> ConfigError:
+    """An OSError met while creating a home, as the one-line input error it is."""
+    why = exc.strerror or type(exc).__name__
+    if exc.errno == errno.ENAMETOOLONG:
+        return ConfigError(f"home path {_shown(path)} is too long for this file system ({why}): pass a shorter --home (or {HOME_ENV})")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return ConfigError(f"home {_shown(path)} is not writable ({why}): pass a writable --home (or set {HOME_ENV})")
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST):
+        return ConfigError(f"home {_shown(path)} cannot be a folder ({why}: part of that path is a file): pass another --home")
+    return ConfigError(f"cannot create home {_shown(path)} ({why}): pass a writable --home (or set {HOME_ENV})")
+
+
+@contextmanager
+def writable_home(path: Path) -> Iterator[None]:
+    """Create ``path`` and prove it writable before ``init`` builds anything in it.
+
+    Nothing is half-created: if the body fails, the folders this call created (and whatever
+    was written into them) are removed; a home that existed before is never touched.
+    """
+    created = _first_missing(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        _remove(created)
+        raise home_error(path, exc) from None
+    try:
+        yield
+    except BaseException:
+        _remove(created)
+        raise
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The top-most folder of ``path`` that does not exist yet (what creating it would add)."""
+    for folder in reversed((path, *path.parents)):
+        try:
+            if not folder.exists():
+                return folder
+        except OSError:  # too long to even look at: it does not exist either
+            return folder
+    return None
+
+
+def _remove(created: Path | None) -> None:
+    """The top-most folder this init created, with everything in it."""
+    if created is not None:
+        shutil.rmtree(created, ignore_errors=True)
+
+
 @dataclass(frozen=True)
 class InitResult:
     home: Home
@@ -156,23 +218,24 @@ def init_home(
 
     if resolution is not None and resolution < 16:
         raise ConfigError(f"resolution {resolution} px is too small for a CNN trunk: use --resolution 16 or more")
-    backbone = load_backbone(arch, weights=weights, resolution=resolution)
     path = resolve_home(home)
-    registry = Registry.open(path, db)
-    try:
-        existing = _only_backbone(registry, path)
-        if existing is not None and (existing.fingerprint, existing.resolution) != (backbone.fingerprint(), backbone.resolution):
-            raise ConfigError(
-                f"{path} already serves {existing.arch} at {existing.resolution} px (trunk {existing.fingerprint[:12]}): "
-                "use another --home (or --db) for a different backbone or resolution"
+    with writable_home(path):
+        backbone = load_backbone(arch, weights=weights, resolution=resolution)
+        registry = Registry.open(path, db)
+        try:
+            existing = _only_backbone(registry, path)
+            if existing is not None and (existing.fingerprint, existing.resolution) != (backbone.fingerprint(), backbone.resolution):
+                raise ConfigError(
+                    f"{path} already serves {existing.arch} at {existing.resolution} px (trunk {existing.fingerprint[:12]}): "
+                    "use another --home (or --db) for a different backbone or resolution"
+                )
+            desc = backbone.describe()
+            record = registry.register_backbone(
+                desc["arch"], desc["weights_source"], desc["fingerprint"], desc["block_names"], desc["resolution"],
+                desc["mean"], desc["std"], trunk_tensors=trunk_tensors(backbone) if stores_trunk(backbone) else None,
+                actor=actor,
             )
-        desc = backbone.describe()
-        record = registry.register_backbone(
-            desc["arch"], desc["weights_source"], desc["fingerprint"], desc["block_names"], desc["resolution"],
-            desc["mean"], desc["std"], trunk_tensors=trunk_tensors(backbone) if stores_trunk(backbone) else None,
-            actor=actor,
-        )
-    except BaseException:
-        registry.close()
-        raise
+        except BaseException:
+            registry.close()
+            raise
     return InitResult(Home(path, registry, record, backbone), created=existing is None)

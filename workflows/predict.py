@@ -1,8 +1,9 @@
 """Predictions for image files: every selected task from one shared forward pass.
 
-Images are read with Pillow as RGB (gray stays gray in all three channels, exactly as
-the learner repeats a gray channel during training) and preprocessed with the trunk's
-own resolution and normalisation.
+Files become tensors through ``learner.data.load_inputs`` with the trunk's own
+``preprocessing`` spec: the decoder and resize rule that built the training set from
+the same files, so served accuracy is the accuracy measured (issue 13). Decoding is
+bounded: a batch never holds more than one full-size image.
 """
 
 from __future__ import annotations
@@ -10,10 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from forkpoint.learner.data import to_input
+from forkpoint.learner.data import load_inputs
 from forkpoint.workflows.errors import ImageInputError
 from forkpoint.workflows.live import LiveModel
 
@@ -62,22 +62,6 @@ def collect_images(paths: list[str | Path]) -> list[Path]:
     return found
 
 
-def read_image(path: Path) -> np.ndarray:
-    """(H, W, 3) uint8, or a one-line error for anything Pillow cannot decode."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as img:
-            return np.array(img.convert("RGB"), dtype=np.uint8)  # a writable copy: torch wraps it
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise ImageInputError(f"cannot read {path} as an image ({type(exc).__name__}): pass PNG/JPEG/BMP/TIFF/WebP files") from None
-
-
-def preprocess(images: list[np.ndarray], resolution: int, mean, std) -> torch.Tensor:
-    """Each image resized on its own (sizes may differ), then stacked."""
-    return torch.cat([to_input(img[None], resolution, mean, std) for img in images])
-
-
 def predict_images(
     live: LiveModel,
     paths: list[Path],
@@ -91,7 +75,7 @@ def predict_images(
     out: list[ImagePrediction] = []
     for i in range(0, len(paths), batch_size):
         chunk = paths[i:i + batch_size]
-        x = preprocess([read_image(p) for p in chunk], bb.resolution, bb.mean, bb.std)
+        x = load_inputs(chunk, bb.preprocessing)
         logits = live.model(x.to(next(bb.parameters()).device), tasks=names)
         probs = {t: torch.softmax(v.float().cpu(), dim=1) for t, v in logits.items()}
         for row, path in enumerate(chunk):

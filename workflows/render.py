@@ -11,6 +11,7 @@ from typing import Any, Iterable
 
 from rich.table import Table
 
+from forkpoint.contract.preprocessing import Preprocessing
 from forkpoint.registry import AuditRecord, BackboneRecord, TaskHistory, TaskRecord, VersionDiff, VersionRecord
 
 
@@ -35,7 +36,7 @@ def branch_label(record: VersionRecord) -> str:
 
 def backbone_dict(record: BackboneRecord, home: str, db: str) -> dict:
     d = record.to_dict()
-    d.update(home=home, db=db)
+    d.update(home=home, db=db, preprocessing=Preprocessing(record.resolution, record.mean, record.std).to_dict())
     return d
 
 
@@ -189,7 +190,7 @@ def added_dict(added) -> dict:
     """``add-task --json``."""
     r, v = added.report, added.version
     return {"task": v.task, "version": v.version, "live": v.live, "weights_sha256": v.weights_sha256,
-            "fingerprints": r.fingerprints, "report": r.to_dict()}
+            "fingerprints": r.fingerprints, "report": r.to_dict(), "notes": list(added.notes)}
 
 
 def added_table(added) -> Table:
@@ -208,6 +209,7 @@ def added_table(added) -> Table:
         ("no forgetting", f"trunk and {len(others)} other task(s) unchanged (fingerprints checked)"),
         ("profile plot", r.plot or "- (fixed --branch: no profile)"),
         ("time", f"{r.timings['total_s']:.1f} s on {r.device}"),
+        *(("note", note) for note in added.notes),
     ):
         table.add_row(key, value)
     return table

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -24,6 +27,10 @@ def test_init_registers_the_embedded_lite0_once(cli):
     info = cli.json("info")
     assert info["fingerprint"] == first["fingerprint"] and info["num_tasks"] == 0
     assert info["block_names"][0] == "blocks.0.0"
+    assert info["preprocessing"] == first["preprocessing"] == {  # how files become input, for training and predict
+        "resize": "shorter-side-centre-crop", "interpolation": "bicubic", "reducing_gap": 2.0,
+        "resolution": 32, "mean": first["mean"], "std": first["std"],
+    }
 
 
 def test_init_refuses_a_second_trunk_in_the_same_home(cli, one_line_error):
@@ -142,3 +149,64 @@ def test_the_light_constants_match_the_learner():
 
     assert home.EMBEDDED_WEIGHTS == backbone.EMBEDDED_WEIGHTS
     assert home.DEFAULT_ARCH == cli_module.DEFAULT_BACKBONE
+
+
+# ---- init on a home the OS refuses: exit 2, one line, nothing left behind ------------------------
+
+
+def _unwritable_home(tmp_path: Path) -> Path:
+    """A home the OS refuses to create: under a read-only folder, or (as root, who writes anywhere) under /sys."""
+    if os.geteuid() != 0:
+        ro = tmp_path / "read-only"
+        ro.mkdir()
+        ro.chmod(0o555)
+        return ro / "home"
+    home = Path("/sys/forkpoint-test-home")
+    try:
+        home.mkdir()
+    except PermissionError:
+        return home
+    home.rmdir()
+    pytest.skip("running as root and /sys accepts new folders: no read-only place to point a home at")
+
+
+def test_init_on_a_read_only_home(cli, tmp_path, one_line_error):
+    home = _unwritable_home(tmp_path)
+    line = one_line_error(replace(cli, home=home)("init", "--resolution", "32"))
+    assert f"home {home} is not writable" in line and "pass a writable --home" in line
+    assert not home.exists()
+
+
+def test_init_where_the_home_path_runs_through_a_file(cli, tmp_path, one_line_error):
+    (tmp_path / "a-file").write_text("not a folder")
+    line = one_line_error(replace(cli, home=tmp_path / "a-file" / "home")("init", "--resolution", "32"))
+    assert "cannot be a folder" in line and "part of that path is a file" in line
+
+
+@pytest.mark.parametrize("shape", ["one name over NAME_MAX", "a path over PATH_MAX"])
+def test_init_with_a_home_path_longer_than_the_os_allows(cli, tmp_path, one_line_error, shape):
+    base = tmp_path / "base"
+    base.mkdir()
+    # one 300-character folder name, or 30 nested 200-character names (6,000 characters)
+    home = base / ("h" * 300) if shape.startswith("one") else base.joinpath(*["d" * 200] * 30)
+    line = one_line_error(replace(cli, home=home)("init", "--resolution", "32"))
+    assert "is too long for this file system" in line and "pass a shorter --home" in line
+    assert len(line) < 400  # the path is shortened in the message, not printed in full
+    assert list(base.iterdir()) == []
+
+
+def test_init_with_a_malformed_safetensors_file(cli, tmp_path, one_line_error):
+    from safetensors.torch import save_file
+    import torch
+
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"\xff" * 64)  # the 8-byte header length says 18 EB
+    good = tmp_path / "good.safetensors"
+    save_file({"w": torch.zeros(1000)}, str(good))
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(good.read_bytes()[:1000])
+    for bad in (garbage, truncated):
+        home = tmp_path / "new" / "home"
+        line = one_line_error(replace(cli, home=home)("init", "--weights", str(bad), "--resolution", "32"))
+        assert f"cannot read weights {bad} as safetensors" in line and "safetensors.torch.save_file" in line
+        assert not (tmp_path / "new").exists()  # the home was made before the weights were read, and removed

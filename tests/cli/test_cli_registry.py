@@ -122,6 +122,9 @@ def test_gc_removes_unreferenced_files_only(own_trained):
     stray.parent.mkdir(parents=True, exist_ok=True)
     stray.write_bytes(b"left behind by an interrupted write")
     kept = _weights_file(own_trained)
+    assert own_trained.json("gc", "--min-age", "0")["deleted"] == []  # younger than the 60 s floor, whatever --min-age says
+    old = stray.stat().st_mtime - 120
+    os.utime(stray, (old, old))
     assert own_trained.json("gc")["deleted"] == []  # younger than the 15-minute grace period
 
     dry = own_trained.json("gc", "--min-age", "0", "--dry-run")
@@ -131,7 +134,7 @@ def test_gc_removes_unreferenced_files_only(own_trained):
     assert "would delete 1 unreferenced file(s)" in human and "objects/ab/.tmp-interrupted.safetensors" in human
     assert stray.is_file()
     logged = [e["details"] for e in own_trained.json("events")["events"] if e["action"] == "gc"]
-    assert [d["dry_run"] for d in logged] == [False, True, True] and logged[-1]["deleted"] == []
+    assert [d["dry_run"] for d in logged] == [False, False, True, True] and logged[-1]["deleted"] == []
 
     deleted = own_trained.json("gc", "--min-age", "0")["deleted"]
     assert deleted == ["objects/ab/.tmp-interrupted.safetensors"]
@@ -149,3 +152,37 @@ def test_a_staged_version_is_not_served_until_promoted(own_trained, tmp_path):
     own_trained.ok("promote", "digits", "2")
     assert own_trained.json("predict", str(tmp_path / "s" / "0_0.png"))["versions"] == {"digits": 2}
     assert "digits: live v2 -> v1 (branch 15:15 (blocks.6.0)" in own_trained.ok("rollback", "digits", "--to", "1").stdout
+
+
+def test_predict_refuses_a_broken_live_pointer_and_a_tampered_version(own_trained, one_line_error, tmp_path):
+    """Registry faults are exit 1 with one line naming the task: never a prediction without the task."""
+    import json
+    import sqlite3
+
+    own_trained.ok("samples", "--data", "digits", "--out", str(tmp_path / "s"))
+    image = str(tmp_path / "s" / "0_0.png")
+    db = sqlite3.connect(own_trained.home / "registry.db")
+    try:
+        db.execute("UPDATE task SET live_version = 9 WHERE name = 'digits'")
+        db.commit()
+        for args in (("predict", image), ("predict", image, "--task", "digits")):
+            line = one_line_error(own_trained(*args), code=1)
+            assert "task 'digits' has live version v9, which does not exist" in line
+        assert own_trained("audit", "--no-data").exit_code == 1
+        db.execute("UPDATE task SET live_version = 1 WHERE name = 'digits'")
+        db.commit()
+        assert own_trained.json("predict", image)["versions"] == {"digits": 1}
+
+        # someone with write access changes what is served and puts the trigger back
+        trigger = db.execute("SELECT sql FROM sqlite_master WHERE name = 'task_version_no_update'").fetchone()[0]
+        db.execute("DROP TRIGGER task_version_no_update")
+        swapped = ["1", "0", *map(str, range(2, 10))]
+        db.execute("UPDATE task_version SET class_names = ?", (json.dumps(swapped),))
+        db.execute(trigger)
+        db.commit()
+    finally:
+        db.close()
+    result = own_trained("audit", "--no-data")
+    assert result.exit_code == 1 and "digits@1: version row does not match its seal" in result.stderr
+    line = one_line_error(own_trained("predict", image), code=1)
+    assert "digits@1" in line and "refusing to serve" in line

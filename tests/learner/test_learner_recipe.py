@@ -96,3 +96,33 @@ def test_a_branch_must_beat_the_probe_by_more_than_noise():
     assert beats(_cand([1] * 20), probe, cfg)
     assert paired_se(probe, probe) == 0.0
     assert beats(noisy, probe, dataclasses.replace(cfg, z=0.0))  # the plain-eps rule would take it
+
+
+def test_augmented_views_are_seeded_crops_without_mirroring_by_default(lite0_32, digits10):
+    """Views are deterministic per seed, change the pixels, and never mirror unless flips are allowed."""
+    from forkpoint.learner.augment import AugmentConfig, augmented_views
+
+    x = to_input(digits10.train.images[:8], 32, lite0_32.mean, lite0_32.std)
+    cfg = AugmentConfig(views=2, min_scale=1.0)  # full-area crops: only the aspect ratio varies
+    a, b = augmented_views(x, cfg, seed=1), augmented_views(x, cfg, seed=1)
+    assert a.shape == (16, *x.shape[1:]) and torch.equal(a, b)
+    whole = augmented_views(x, AugmentConfig(views=1, min_scale=1.0), seed=1)
+    assert not torch.equal(whole, x.flip(-1))
+    crops = augmented_views(x, AugmentConfig(views=1, min_scale=0.3), seed=2)
+    assert (crops - x).abs().mean() > 0.05  # the crops really moved the digits
+
+
+def test_augmented_training_keeps_the_step_count_and_records_the_choice(lite0_32, digits10):
+    """Augmented views change what the steps see, not how many there are; the config is recorded."""
+    cfg = add_task_config(epochs=1, profile_epochs=1, device="cpu", branch=UnitRange(15, 16), augment_views=2, min_steps=20)
+    r = add_task(MultiTaskModel(lite0_32), "d", digits10, cfg)
+    assert r.config["augment"] == {"views": 2, "min_scale": 0.6, "flip": False}
+    assert r.test_acc > 0.3, r.test_acc
+    train, y, test, yt = _caches(lite0_32, digits10)
+    tc = dataclasses.replace(cfg.train, min_steps=20, keep_best_epoch=False)
+    plain = fit(lite0_32, Branch.new(lite0_32, 15, 16, 10), train, y, test, yt, tc)
+    from forkpoint.learner.augment import augmented_views
+    views = augmented_views(train.inputs, cfg.augment, 0)
+    big = PrefixCache(lite0_32, torch.cat([train.inputs, views]), torch.device("cpu"))
+    aug = fit(lite0_32, Branch.new(lite0_32, 15, 16, 10), big, y.repeat(3), test, yt, tc, epoch_size=len(y))
+    assert aug.steps == plain.steps == schedule(tc, len(y))[0]
