@@ -96,6 +96,11 @@ def info(state: State, as_json: bool) -> None:
 @click.option("--min-steps", type=click.IntRange(min=0), default=150, show_default=True,
               help="Fewest optimizer steps for the chosen branch, so few epochs on few images still converge.")
 @click.option("--patience", type=click.IntRange(min=0), default=4, show_default=True, help="Early-stopping patience in validation passes (0: off).")
+@click.option("--augment-views", type=click.IntRange(0, 16), default=2, show_default=True,
+              help="Augmented copies (random resized crops) of each training image for the final training, cached through the frozen prefix (0: off).")
+@click.option("--flip", is_flag=True, help="Also mirror augmented views horizontally (only for classes that stay the same mirrored; never for digits or text).")
+@click.option("--bn-adapt/--no-bn-adapt", default=True, show_default=True,
+              help="The branch's private BatchNorm copies adapt their statistics to the task (the trunk's never change).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True,
               help="Learning rate of the tuned blocks and of the head (which starts from the fitted linear probe).")
@@ -108,7 +113,7 @@ def info(state: State, as_json: bool) -> None:
 def add_task_cmd(state: State, name: str, source: str, data_root: Path, limit_per_class: int | None,
                  val_limit_per_class: int | None, budget_blocks: int,
                  max_extra_cost: float, eps: float, branch, candidates, test_fraction: float, siamese: bool, probe: bool, epochs: int,
-                 profile_epochs: int, min_steps: int, patience: int, batch_size: int, lr: float, seed: int, device: str,
+                 profile_epochs: int, min_steps: int, patience: int, augment_views: int, flip: bool, bn_adapt: bool, batch_size: int, lr: float, seed: int, device: str,
                  description: str, staged: bool, as_json: bool) -> None:
     """Profile, select, SubTune and register task NAME (a new version if NAME exists)."""
     from forkpoint.learner import add_task_config
@@ -124,7 +129,8 @@ def add_task_cmd(state: State, name: str, source: str, data_root: Path, limit_pe
         blocks = list(home.record.block_names)
         cfg = add_task_config(
             epochs=epochs, profile_epochs=profile_epochs, patience=patience, batch_size=batch_size, lr=lr,
-            min_steps=min_steps, eps=eps, budget_blocks=budget_blocks, max_extra_cost=max_extra_cost, seed=seed,
+            min_steps=min_steps, augment_views=augment_views, flip=flip, bn_adapt=bn_adapt,
+            eps=eps, budget_blocks=budget_blocks, max_extra_cost=max_extra_cost, seed=seed,
             candidates=resolve_units(candidates, blocks, "--candidates", inclusive=False),
             branch=resolve_units(branch, blocks, "--branch"),
             siamese=siamese, probe_candidate=probe, device=device,

@@ -7,8 +7,6 @@ the add: the pointer moves by compare-and-set, and the add is registered staged.
 
 from __future__ import annotations
 
-import io
-from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
@@ -58,36 +56,3 @@ def test_a_rollback_during_an_add_is_not_undone_when_the_add_commits(reg, ready)
     assert rec.live
     rec = reg.add_version("pets", ready.draft(seed=6))  # no expectation: unconditional, as before
     assert rec.live and reg.verify().ok
-
-
-def test_the_add_task_workflow_starts_from_the_live_version_and_says_when_it_moved(reg, ready, monkeypatch, tmp_path):
-    """workflows.tasks.add_task_version with the learner stubbed out: a rollback lands while it 'trains'."""
-    from forkpoint.workflows import render, tasks
-
-    ready.add("pets", seed=1)
-    ready.add("pets", seed=2)
-    home = SimpleNamespace(registry=reg, fingerprint=ready.fingerprint, path=tmp_path)
-    branch = SimpleNamespace(tensors=lambda: ready.tensors(3))
-    live = SimpleNamespace(model=SimpleNamespace(branches={"pets": branch}), versions={}, tasks=["pets"])
-
-    def train(model, name, data, cfg, progress=None, plot_dir=None):
-        reg.rollback("pets", to=1)  # someone else, while this trains
-        return SimpleNamespace(plot=None, draft=lambda fp, tensors, **kw: ready.draft(seed=3, run_id=kw["run_id"]))
-
-    monkeypatch.setattr(tasks, "load_live_model", lambda home, exclude=(): live)
-    monkeypatch.setattr(tasks, "add_task", train)
-    data = SimpleNamespace(class_names=ready.classes, task_data=None, md5=None, path=None, describe=lambda: {})
-    added = tasks.add_task_version(home, "pets", data, cfg=None)
-
-    assert (added.version.version, added.version.live) == (3, False) and reg.get_task("pets").live_version == 1
-    assert added.notes == ("pets: the live version moved from v2 to v1 while v3 trained (a rollback or promote), "
-                           "so v3 was registered staged, not live: `forkpoint promote pets 3` makes it live",)
-    added.report = SimpleNamespace(val_acc=0.9, test_acc=0.9, extra_cost_pct=1.0, trainable_params=1, total_params=2,
-                                   plot=None, timings={"total_s": 1.0}, device="cpu", fingerprints={}, to_dict=dict)
-    assert render.added_dict(added)["notes"] == list(added.notes)
-    from rich.console import Console
-
-    console = Console(width=400, record=True, file=io.StringIO())
-    console.print(render.added_table(added))
-    shown = console.export_text()
-    assert "(staged, not live)" in shown and "`forkpoint promote pets 3` makes it live" in shown
