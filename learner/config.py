@@ -65,8 +65,8 @@ class AddTaskConfig:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["candidates"] = [self.candidates.start, self.candidates.stop] if self.candidates else None
-        d["branch"] = [self.branch.start, self.branch.stop] if self.branch else None
+        d["candidates"] = [self.candidates.start, self.candidates.stop] if self.candidates is not None else None
+        d["branch"] = [self.branch.start, self.branch.stop] if self.branch is not None else None
         return d
 
 

@@ -126,3 +126,10 @@ def test_augmented_training_keeps_the_step_count_and_records_the_choice(lite0_32
     big = PrefixCache(lite0_32, torch.cat([train.inputs, views]), torch.device("cpu"))
     aug = fit(lite0_32, Branch.new(lite0_32, 15, 16, 10), big, y.repeat(3), test, yt, tc, epoch_size=len(y))
     assert aug.steps == plain.steps == schedule(tc, len(y))[0]
+
+
+def test_a_fixed_probe_branch_is_recorded_as_such():
+    """A head-only range has length 0 but is not 'no branch': the record must say [n, n], not null."""
+    cfg = add_task_config(branch=UnitRange.probe(16), candidates=UnitRange(16, 16))
+    assert cfg.to_dict()["branch"] == [16, 16] and cfg.to_dict()["candidates"] == [16, 16]
+    assert add_task_config().to_dict()["branch"] is None
