@@ -10,7 +10,7 @@ Conventions every command follows:
 Heavy imports (torch, the registry) happen inside commands, so ``--help`` stays quick and
 a broken optional subsystem (data, stream, bench) cannot break the rest of the CLI.
 
-The commands themselves live in :mod:`forkpoint.commands` (``task_cmds``, ``registry_cmds``;
+The commands themselves live in :mod:`forkpoint.commands` (``task_cmds``, ``registry_cmds``, ``audit_cmds``;
 shared helpers in ``commands._shared``) and are registered on :func:`main` below.
 """
 
@@ -24,7 +24,7 @@ import traceback
 
 import click
 
-from forkpoint.commands import registry_cmds, task_cmds
+from forkpoint.commands import audit_cmds, eval_cmds, registry_cmds, task_cmds
 # Re-exported (noqa: F401): forkpoint.cli stays the import path of the helpers and the commands.
 from forkpoint.commands._shared import (  # noqa: F401
     DEFAULT_BACKBONE,
@@ -40,6 +40,7 @@ from forkpoint.commands._shared import (  # noqa: F401
     resolve_units,
 )
 from forkpoint.commands.registry_cmds import audit, diff, events, gc, history, promote, rollback, show, tasks  # noqa: F401
+from forkpoint.commands.audit_cmds import reproduce  # noqa: F401
 from forkpoint.commands.task_cmds import add_task_cmd, demo, info, init, predict, samples  # noqa: F401
 
 
@@ -190,7 +191,7 @@ def main(ctx: click.Context, home: str | None, db: str | None, verbose: int, qui
 
 # ---- the commands (forkpoint.commands) ---------------------------------------------------
 
-for _command in (*task_cmds.COMMANDS, *registry_cmds.COMMANDS):
+for _command in (*task_cmds.COMMANDS, *registry_cmds.COMMANDS, *audit_cmds.COMMANDS, *eval_cmds.COMMANDS):
     main.add_command(_command)
 del _command
 

@@ -35,7 +35,8 @@ def _int_list(value: str | None, what: str) -> tuple[int, ...] | None:
 @click.option("--arch", default=None, help="timm architecture (default: the embedded EfficientNet-Lite0).")
 @click.option("--weights", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="Local weights file for --arch (nothing is downloaded).")
-@click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=Path("data"), show_default=True)
+@click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), envvar="FORKPOINT_DATA", default=Path("data"), show_default=True,
+              help="Where built-in datasets are prepared (env FORKPOINT_DATA).")
 @click.option("--publish", is_flag=True, help="Also copy the results into benchmarks/results/ and docs/ (docs/benchmarks.md, docs/img/).")
 @click.option("--from-results", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="Measure nothing: rebuild tables, targets and PNGs from an earlier results.json (into --out).")

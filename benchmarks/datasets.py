@@ -135,6 +135,20 @@ class TaskSample:
         return self._inputs[key]
 
 
+def development_sample(pool: Pool, per_class: int, held_per_class: int, seed: int) -> TaskSample:
+    """A sample whose held-out images come from the training pool, outside its own training images.
+
+    For choosing the learner's recipe (the ablation): the benchmark's fixed test images are
+    never looked at, so a default picked here is not tuned on the figures the benchmark reports.
+    """
+    sample = sample_task(pool, per_class, per_class, 1, seed)
+    used = _per_class(pool.labels, per_class, seed)
+    rest = np.setdiff1d(np.arange(len(pool.labels)), used)
+    held = rest[_per_class(pool.labels[rest], held_per_class, seed + 10_000)]
+    sample.test = (pool.images[held], torch.from_numpy(pool.labels[held]))
+    return sample
+
+
 def sample_task(pool: Pool, per_class: int | None, cap: int, test_per_class: int, seed: int) -> TaskSample:
     """``per_class`` training images per class (None = the whole pool up to ``cap``), validation carved out as add_task would."""
     n = cap if per_class is None else per_class

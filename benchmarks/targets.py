@@ -82,10 +82,10 @@ def evaluate(results: dict) -> list[dict]:
     if cost:
         d, b = cost["add_task_default_over_full_ft_time"], cost["add_task_budget_over_full_ft_time"]
         add("add-task ≤ 0.5× full finetuning time", _status(b <= 0.5),
-            f"{b:.2f}× profiling the units in the cost budget; {d:.2f}× profiling all units (learner default)")
+            f"{b:.2f}× profiling the units in the cost budget; {d:.2f}× profiling all 16 units (the old default)")
         pd, pb = cost["profile_default_over_branch_train_time"], cost["profile_budget_over_branch_train_time"]
         add("profile ≤ 3× training one branch", _status(pb <= 3.0),
-            f"{pb:.2f}× profiling the units in the cost budget; {pd:.2f}× profiling all units (learner default)")
+            f"{pb:.2f}× profiling the units in the cost budget; {pd:.2f}× profiling all 16 units (the old default)")
     else:
         add("add-task ≤ 0.5× full finetuning time", NOT_MEASURED, "cost section not run")
         add("profile ≤ 3× training one branch", NOT_MEASURED, "cost section not run")

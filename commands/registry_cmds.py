@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from forkpoint.commands._shared import EXIT_CHECK_FAILED, State, emit_json, json_option, pass_state
@@ -37,14 +39,15 @@ def tasks(state: State, as_json: bool) -> None:
 @pass_state
 def show(state: State, name: str, version: int | None, profile: bool, as_json: bool) -> None:
     """Show one version of a task (default: the live one)."""
-    from forkpoint.workflows.render import profile_table, version_table
+    from forkpoint.workflows.render import lifecycle, profile_table, version_table
 
     with state.open() as home:
         rec = home.registry.show(name, version)
+        ever = home.registry.ever_live(name)
         if as_json:
-            emit_json(rec.to_dict())
+            emit_json({**rec.to_dict(), "state": lifecycle(rec, ever)})
             return
-        state.console.print(version_table(rec))
+        state.console.print(version_table(rec, ever))
         table = profile_table(rec) if profile else None
         if table is not None:
             state.console.print(table)
@@ -56,12 +59,12 @@ def show(state: State, name: str, version: int | None, profile: bool, as_json: b
 @pass_state
 def history(state: State, name: str, as_json: bool) -> None:
     """Every version of a task and every audit event that touched it."""
-    from forkpoint.workflows.render import history_tables
+    from forkpoint.workflows.render import history_dict, history_tables
 
     with state.open() as home:
         h = home.registry.history(name)
         if as_json:
-            emit_json(h.to_dict())
+            emit_json(history_dict(h))
             return
         for table in history_tables(h):
             state.console.print(table)
@@ -85,7 +88,7 @@ def diff(state: State, name: str, v1: int, v2: int, as_json: bool) -> None:
         if d.same:
             state.console.print(f"{name}: v{v1} and v{v2} are the same")
             return
-        state.console.print(diff_table(d))
+        state.console.print(diff_table(d, home.registry.show(name, v1), home.registry.show(name, v2)))
 
 
 @click.command()
@@ -149,17 +152,38 @@ def _moved(state: State, rec, before: int | None, as_json: bool) -> None:
 
 @click.command()
 @click.option("--no-data", is_flag=True, help="Skip re-hashing each version's training data (DVC md5).")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), metavar="PATH.html|PATH.md",
+              help="Also write a self-contained report: lineage, live-pointer moves, reproductions, profile plots.")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]), metavar="DATE",
+              help="Report only versions and events from DATE on (UTC; with --report).")
+@click.option("--task", "report_task", metavar="NAME", help="Report only this task (with --report).")
 @json_option
 @pass_state
-def audit(state: State, no_data: bool, as_json: bool) -> None:
+def audit(state: State, no_data: bool, report_path: Path | None, since, report_task: str | None, as_json: bool) -> None:
     """Verify everything: weight hashes, trunk fingerprint, data versions, live branches. Exit 1 on any problem."""
     from forkpoint.workflows.audit import audit_home
 
+    if report_path is None and (since is not None or report_task is not None):
+        raise click.UsageError("--since and --task choose what goes into a report: add --report PATH.html or PATH.md")
+    if report_path is not None:
+        from forkpoint.workflows.report import report_format
+
+        report_format(report_path)
     state.compute()
     with state.open() as home:
+        if report_task is not None:
+            home.registry.get_task(report_task)  # an unknown name is an input error before anything is checked
         result = audit_home(home, check_data=not no_data)
+        if report_path is not None:
+            from datetime import timezone
+
+            from forkpoint.workflows.report import gather, write_report
+
+            when = since.replace(tzinfo=timezone.utc) if since is not None else None
+            write_report(gather(home, result, when, report_task), report_path)
+            state.note(f"report written to {report_path}")
     if as_json:
-        emit_json(result.to_dict())
+        emit_json({**result.to_dict(), **({"report": str(report_path)} if report_path is not None else {})})
     else:
         r = result.report
         state.console.print(

@@ -23,20 +23,25 @@ from forkpoint.commands._shared import (
 
 
 @click.command()
-@click.option("--backbone", "arch", default=DEFAULT_BACKBONE, show_default=True,
-              help="timm architecture. The default uses the embedded ImageNet weights (offline).")
+@click.option("--backbone", "arch", default=None, metavar="ARCH",
+              help=f"timm architecture [default: {DEFAULT_BACKBONE}, with its embedded ImageNet weights (offline)]. Others need --weights.")
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False), help="Local .safetensors/state-dict file for --backbone; stored in the registry.")
+@click.option("--random-init", is_flag=True, help="Accept a randomly initialised trunk for a --backbone without --weights (tests only).")
 @click.option("--resolution", type=click.IntRange(16, 1024), help="Input size in pixels (default: the model's, 224 for Lite0; 64 is a good CPU choice).")
 @json_option
 @pass_state
-def init(state: State, arch: str, weights: str | None, resolution: int | None, as_json: bool) -> None:
-    """Create a registry home and register its frozen trunk (idempotent for the same trunk)."""
-    from forkpoint.workflows.home import init_home
+def init(state: State, arch: str | None, weights: str | None, random_init: bool, resolution: int | None, as_json: bool) -> None:
+    """Create a registry home and register its frozen trunk (idempotent; with no options, shows an existing home)."""
+    from forkpoint.workflows.home import InitResult, existing_home, init_home
     from forkpoint.workflows.render import backbone_dict, backbone_table
 
-    result = init_home(state.home, state.db, arch, weights, resolution)
+    found = existing_home(state.home, state.db) if (arch, weights, resolution, random_init) == (None, None, None, False) else None
+    result = InitResult(found, created=False) if found is not None else init_home(
+        state.home, state.db, arch or DEFAULT_BACKBONE, weights, resolution, random_init=random_init)
     with result.home as home:
         db = _shown_db(home.registry.url)
+        for note in result.notes:
+            state.note(note)
         if as_json:
             emit_json({**backbone_dict(home.record, str(home.path), db), "created": result.created})
             return
@@ -108,20 +113,22 @@ def info(state: State, as_json: bool) -> None:
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--description", default="", help="Free text stored with the version.")
 @click.option("--stage", "staged", is_flag=True, help="Register the version without making it live (promote it later).")
+@click.option("--track-data", is_flag=True,
+              help="`dvc add` your --data folder first (it must be inside a DVC repo), so its recorded md5 can be pulled back later.")
 @json_option
 @pass_state
 def add_task_cmd(state: State, name: str, source: str, data_root: Path, limit_per_class: int | None,
                  val_limit_per_class: int | None, budget_blocks: int,
                  max_extra_cost: float, eps: float, branch, candidates, test_fraction: float, siamese: bool, probe: bool, epochs: int,
                  profile_epochs: int, min_steps: int, patience: int, augment_views: int, flip: bool, bn_adapt: bool, batch_size: int, lr: float, seed: int, device: str,
-                 description: str, staged: bool, as_json: bool) -> None:
+                 description: str, staged: bool, track_data: bool, as_json: bool) -> None:
     """Profile, select, SubTune and register task NAME (a new version if NAME exists)."""
     from forkpoint.learner import add_task_config
     from forkpoint.registry.validate import task_name
-    from forkpoint.workflows.datasets import load_task_data
+    from forkpoint.workflows.datasets import load_task_data, prepare_note
     from forkpoint.workflows.progress import PhaseProgress
     from forkpoint.workflows.render import added_dict, added_table
-    from forkpoint.workflows.tasks import add_task_version, check_new_version_fits
+    from forkpoint.workflows.tasks import add_task_version, budget_warning, check_new_version_fits, slow_cpu_note
 
     task_name(name)
     state.compute()
@@ -135,12 +142,21 @@ def add_task_cmd(state: State, name: str, source: str, data_root: Path, limit_pe
             branch=resolve_units(branch, blocks, "--branch"),
             siamese=siamese, probe_candidate=probe, device=device,
         )
+        if (note := prepare_note(source, data_root)) is not None:
+            state.note(note)
+        if track_data:
+            from forkpoint.workflows.datasets import track_data as dvc_track
+
+            state.note(f"dvc add {source}: data version {dvc_track(source)} (commit the .dvc file; `dvc push` stores the data)")
         data = load_task_data(source, data_root, limit_per_class, seed, resolution=home.record.resolution,
                               val_limit=val_limit_per_class, test_fraction=test_fraction)
         previous = check_new_version_fits(home, name, data.class_names)
         state.note(f"{name}: {data.dataset.name}, {len(data.class_names)} classes, "
                    + ", ".join(f"{k} {v}" for k, v in data.sizes.items())
                    + (f" (new version of a task with live v{previous.live_version})" if previous else ""))
+        for warning in (budget_warning(home, cfg), slow_cpu_note(home, device, data.sizes.get("train", 0))):
+            if warning is not None:
+                state.stderr.print(f"warning: {warning}", highlight=False, markup=False, soft_wrap=True)
         display = state.progress()
         with display or contextlib.nullcontext():
             added = add_task_version(home, name, data, cfg, description=description, promote=not staged,
@@ -160,10 +176,13 @@ def add_task_cmd(state: State, name: str, source: str, data_root: Path, limit_pe
 @click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True, help="Classes listed per task in --json.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True,
               help="Where the shared pass runs (auto: CUDA when present).")
+@click.option("--route", is_flag=True,
+              help="Answer per image the task it most likely belongs to (or none of them) and that task's label.")
 @json_option
 @pass_state
-def predict(state: State, images: tuple[str, ...], task_names: tuple[str, ...], top_k: int, device: str, as_json: bool) -> None:
-    """Classify images with every live task (or --task ones) in one shared forward pass."""
+def predict(state: State, images: tuple[str, ...], task_names: tuple[str, ...], top_k: int, device: str, route: bool,
+            as_json: bool) -> None:
+    """Classify images with every live task (or --task ones) in one shared forward pass (--route: with the one task each belongs to)."""
     from forkpoint.learner.train import resolve_device
     from forkpoint.workflows.live import load_live_model
     from forkpoint.workflows.predict import collect_images, predict_images
@@ -177,6 +196,11 @@ def predict(state: State, images: tuple[str, ...], task_names: tuple[str, ...], 
         if not live.tasks:
             raise click.UsageError("no live tasks to predict with: add one with `forkpoint add-task NAME --data ...`")
         live.model.to(target)
+        if route:
+            from forkpoint.commands.eval_cmds import show_routes
+
+            show_routes(state, home, live, paths, as_json)
+            return
         preds = predict_images(live, paths, live.tasks, top_k=top_k)
         if as_json:
             emit_json({
@@ -197,15 +221,16 @@ def predict(state: State, images: tuple[str, ...], task_names: tuple[str, ...], 
               help="Demo registry home; wiped first (only if it is a previous demo home or empty).")
 @click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), envvar="FORKPOINT_DATA", default=Path("data"), show_default=True)
 @click.option("--limit-per-class", type=click.IntRange(min=4), default=None,
-              help="Images per class in every split (default: 100 train/test and 20 validation, ~3 minutes on 2 cores).")
+              help="Images per class in every split (default: 100 train/test and 20 validation, ~4 minutes on 2 cores).")
 @click.option("--resolution", type=click.IntRange(16, 1024), default=64, show_default=True)
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Training epochs per task (default 6).")
 @click.option("--profile-epochs", type=click.IntRange(min=1), default=None, help="Epochs per profiled block (default 2).")
 @click.option("--candidates", type=UnitRangeParam(), help="Profile only blocks LO:HI (HI exclusive; quick runs). Default: all blocks.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--publish", is_flag=True, help="Write the run's figures to benchmarks/results/demo/cpu.json and the README's demo paragraph (checkout only).")
 @pass_state
 def demo(state: State, demo_home: Path, data_root: Path, limit_per_class: int | None, resolution: int,
-         epochs: int | None, profile_epochs: int | None, candidates, device: str) -> None:
+         epochs: int | None, profile_epochs: int | None, candidates, device: str, publish: bool) -> None:
     """Three real tasks on the embedded Lite0 (MNIST, animal silhouettes, sklearn digits), checked for forgetting."""
     from forkpoint.learner.backbone import load_backbone
     from forkpoint.workflows.demo import DemoSettings, run_demo
@@ -214,7 +239,12 @@ def demo(state: State, demo_home: Path, data_root: Path, limit_per_class: int | 
     blocks = load_backbone().block_names if candidates else []
     settings = DemoSettings.default(limit_per_class, resolution, epochs, profile_epochs, device,
                                     resolve_units(candidates, blocks, "--candidates", inclusive=False))
-    run_demo(demo_home, data_root, settings, state.console, show_progress=not state.quiet)
+    result = run_demo(demo_home, data_root, settings, state.console, show_progress=not state.quiet)
+    if publish:
+        from forkpoint.workflows import demo_figures
+
+        demo_figures.publish(demo_figures.summary(result, resolution))
+        state.note(f"demo figures written to {demo_figures.RESULTS} and {demo_figures.README}")
 
 
 @click.command()
@@ -223,12 +253,17 @@ def demo(state: State, demo_home: Path, data_root: Path, limit_per_class: int | 
 @click.option("--per-class", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True)
 @click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), envvar="FORKPOINT_DATA", default=Path("data"), show_default=True)
+@click.option("--layout", type=click.Choice(["flat", "imagefolder"]), default="flat", show_default=True,
+              help="flat: OUT/<class>_<n>.png; imagefolder: OUT/<class>/<n>.png (a labelled folder for `forkpoint evaluate`).")
 @pass_state
-def samples(state: State, source: str, out: Path, per_class: int, split: str, data_root: Path) -> None:
-    """Write a few real images of a dataset as PNGs (to try `forkpoint predict` on)."""
+def samples(state: State, source: str, out: Path, per_class: int, split: str, data_root: Path, layout: str) -> None:
+    """Write a few real images of a dataset as PNGs (to try `forkpoint predict` or `evaluate` on)."""
+    from forkpoint.workflows.datasets import prepare_note
     from forkpoint.workflows.samples import write_samples
 
-    written = write_samples(source, out, per_class, split, data_root)
+    if (note := prepare_note(source, data_root)) is not None:
+        state.note(note)
+    written = write_samples(source, out, per_class, split, data_root, layout)
     state.console.print(f"wrote {len(written)} image(s) to {out}", highlight=False)
 
 

@@ -19,8 +19,8 @@ def data_group() -> None:
 
 
 @data_group.command("prepare")
-@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=Path("data"), show_default=True,
-              help="Folder to write <name>/ dataset folders into.")
+@click.option("--root", type=click.Path(file_okay=False, path_type=Path), envvar="FORKPOINT_DATA", default=Path("data"),
+              show_default=True, help="Folder to write <name>/ dataset folders into (env FORKPOINT_DATA).")
 @click.option("--only", "only", multiple=True, type=click.Choice(BUILTIN_NAMES),
               help="Prepare just this dataset (repeatable). Default: all; fashion only if installed.")
 @click.option("--limit-per-class", type=click.IntRange(min=3), default=None,
@@ -46,7 +46,8 @@ def prepare_cmd(root: Path, only: tuple[str, ...], limit_per_class: int | None, 
 
 
 @data_group.command("info")
-@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=Path("data"), show_default=True)
+@click.option("--root", type=click.Path(file_okay=False, path_type=Path), envvar="FORKPOINT_DATA", default=Path("data"),
+              show_default=True, help="Folder holding the prepared datasets (env FORKPOINT_DATA).")
 def info_cmd(root: Path) -> None:
     """Show each prepared dataset (classes, sizes, DVC md5) and whether ROOT matches its .dvc file."""
     from forkpoint.imagedata.store import MANIFEST, read_manifest

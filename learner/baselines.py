@@ -146,6 +146,7 @@ def fit_full_finetune(
         order = torch.randperm(len(x_train), generator=gen)
         for i in range(0, len(order), cfg.batch_size):
             idx = order[i:i + cfg.batch_size]
+            model.train(len(idx) > 1)  # BatchNorm batch statistics need two images; a lone last image uses the running ones
             with autocast_for(device):
                 logits = model(x_train[idx].to(device))
             loss = F.cross_entropy(logits.float(), y_dev[idx.to(device)], label_smoothing=cfg.label_smoothing)

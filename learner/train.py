@@ -173,7 +173,7 @@ def fit(
             order = torch.randperm(len(train), generator=gen)
             for idx, h in train.batches(branch.spec.start, order, cfg.batch_size, channels_last=fast):
                 tf = trunk[idx.to(trunk.device)] if trunk is not None else None
-                branch.adapt_batchnorm(cfg.bn_adapt)
+                branch.adapt_batchnorm(cfg.bn_adapt and len(idx) > 1)  # batch statistics need two images
                 with autocast_for(device):
                     logits = branch_logits(backbone, branch, h, tf)
                 loss = F.cross_entropy(logits.float(), y_train[idx.to(device)], label_smoothing=cfg.label_smoothing)

@@ -211,6 +211,23 @@ class Registry(VersionsMixin, ServingMixin, MaintenanceMixin):
             self._log(s, actor, "attach_trunk", f"backbone:{fp}", details={"trunk_sha256": trunk_sha})
         return row
 
+    def retire_backbone(self, fingerprint: str, reason: str, actor: str | None = None) -> None:
+        """Remove a trunk no task uses (e.g. a random-init one registered by mistake); logged.
+
+        Its stored trunk object becomes unreferenced, so ``gc`` removes it later."""
+        fp = validate.fingerprint(fingerprint)
+        actor = actor or default_actor()
+        with self._write() as s:
+            chain.lock(s)
+            row = self._backbone_row(s, fp)
+            used = s.exec(select(Task.name).where(Task.backbone_id == row.id)).all()
+            if used:
+                raise InvalidInputError(f"backbone {fp[:12]}… serves task(s) {', '.join(used)}: a trunk with tasks cannot be retired")
+            self._log(s, actor, "retire_backbone", f"backbone:{fp}", details={"arch": row.arch, "reason": reason,
+                                                                             "weights_source": row.weights_source})
+            s.delete(row)
+            s.commit()
+
     def backbones(self) -> list[BackboneRecord]:
         with self._read() as s:
             return [BackboneRecord.of(b) for b in s.exec(select(Backbone).order_by(Backbone.id)).all()]
@@ -270,6 +287,21 @@ class Registry(VersionsMixin, ServingMixin, MaintenanceMixin):
             s.commit()
             return rec
 
+    def record_evaluation(self, task: str, version: int, details: dict[str, Any], actor: str | None = None) -> AuditRecord:
+        """Append an ``evaluate`` event: how ``task@version`` scored on which data (its md5), kept in its history.
+
+        Versions stay immutable; the score lives in the audit chain, sealed like every event."""
+        name = validate.task_name(task)
+        actor = actor or default_actor()
+        with self._write() as s:
+            chain.lock(s)
+            t = self._task_row(s, name)
+            self._version_row(s, t, version)
+            event = self._log(s, actor, "evaluate", f"task:{name}@{version}", name, version, details)
+            rec = AuditRecord.of(event)
+            s.commit()
+            return rec
+
     # ---- reads ---------------------------------------------------------------------
 
     def list_tasks(self) -> list[TaskRecord]:
@@ -308,6 +340,11 @@ class Registry(VersionsMixin, ServingMixin, MaintenanceMixin):
             fp = self._fingerprint(s, t)
             rows = s.exec(select(TaskVersion).where(TaskVersion.task_id == t.id).order_by(TaskVersion.version)).all()
             return [VersionRecord.of(r, t, fp, self.store.rel(r.weights_sha256)) for r in rows]
+
+    def ever_live(self, task: str) -> set[int]:
+        """Versions the live pointer was ever on (from the audit log): what "previously live" means."""
+        with self._read() as s:
+            return self._ever_live(s, self._task_row(s, validate.task_name(task)))
 
     def history(self, task: str) -> TaskHistory:
         """All versions (oldest first) and every audit event naming the task."""

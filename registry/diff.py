@@ -9,7 +9,7 @@ from forkpoint.registry.records import VersionDiff, VersionRecord
 # Grouped the way people ask: where does it fork (branch.start, branch.stop, …), how good,
 # how trained, on what data.
 SCALAR_FIELDS = (
-    "trainable_params", "total_params", "extra_cost_pct", "weights_sha256", "class_names",
+    "description", "trainable_params", "total_params", "extra_cost_pct", "weights_sha256", "class_names",
     "data_md5", "data_path", "split_seed", "parent_version", "run_id", "actor",
 )
 NESTED_FIELDS = ("branch", "metrics", "config", "split_sizes", "lib_versions")

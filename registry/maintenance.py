@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session, select
 
-from forkpoint.registry import claims, evidence
+from forkpoint.registry import claims, evidence, validate
 from forkpoint.registry.models import AuditEvent, Backbone, Task, TaskVersion
 from forkpoint.registry.provenance import default_actor
 from forkpoint.registry.records import BackboneRecord, VerifyReport, VersionRecord
@@ -28,7 +28,7 @@ GC_GRACE_S = 15 * 60  # gc's default: leave younger orphans alone (the hard floo
 
 
 class MaintenanceMixin:
-    """``verify`` and ``gc`` (plus ``_all_versions``, the snapshot both read)."""
+    """``verify``, ``record_reproduction`` and ``gc`` (plus ``_all_versions``, the snapshot verify and gc read)."""
 
     store: WeightStore
 
@@ -79,6 +79,14 @@ class MaintenanceMixin:
             })
             s.commit()
         return report
+
+    def record_reproduction(self, task: str, version: int, details: dict[str, Any], actor: str | None = None) -> None:
+        """Append a ``reproduce`` event (the outcome of rebuilding ``task@version``): the one write a
+        reproduction makes. ``details`` is the JSON outcome (verdict, diverging step, figures)."""
+        name = validate.task_name(task)
+        with self._write() as s:
+            self._log(s, actor or default_actor(), "reproduce", f"task:{name}@{version}", name, version, details)
+            s.commit()
 
     def gc(self, min_age_s: float = GC_GRACE_S, actor: str | None = None, *, dry_run: bool = False) -> list[str]:
         """Delete orphan store entries (never rows) older than ``min_age_s``; returns their keys.

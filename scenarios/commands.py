@@ -67,8 +67,8 @@ def stream_group() -> None:
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--lr", type=float, default=1e-3, show_default=True, help="Baselines' learning rate (Adam).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-@click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=Path("data"), show_default=True,
-              help="Where the built-in datasets are prepared.")
+@click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), envvar="FORKPOINT_DATA", default=Path("data"), show_default=True,
+              help="Where the built-in datasets are prepared (env FORKPOINT_DATA).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Run folder for reports and heatmaps (default: runs/stream-<benchmark>-<time>).")
 @click.option("--home", type=click.Path(file_okay=False), default=None,

@@ -25,7 +25,7 @@ from forkpoint.contract.errors import ConfigError
 from forkpoint.contract.names import DEFAULT_ARCH
 from forkpoint.learner import AddTaskConfig, add_task_config
 from forkpoint.learner.data import to_input
-from forkpoint.workflows.datasets import load_task_data
+from forkpoint.workflows.datasets import load_task_data, prepare_note
 from forkpoint.workflows.errors import PredictionChangedError, TrunkChangedError
 from forkpoint.workflows.home import Home, init_home
 from forkpoint.workflows.live import LiveModel, load_live_model
@@ -47,7 +47,7 @@ class DemoTask:
     val_limit_per_class: int  # validation scores every profiled block: the main cost after training
 
 
-# Sized so the whole demo takes about three minutes on two CPU cores at 64 px. The learner
+# Sized so the whole demo takes about four minutes on two CPU cores at 64 px. The learner
 # profiles only the blocks whose fork fits the extra-cost budget (the last four of Lite0 at
 # 30%), so most of the time is the frozen prefix over every image plus training.
 DEFAULT_TASKS = (
@@ -219,6 +219,8 @@ def run_demo(home_dir: Path, data_root: Path, settings: DemoSettings = DemoSetti
     with home:
         for task in settings.tasks:
             started = time.perf_counter()
+            if (note := prepare_note(task.source, data_root)) is not None:
+                console.print(note, highlight=False, markup=False)
             data = load_task_data(task.source, data_root, task.limit_per_class, val_limit=task.val_limit_per_class)
             console.print(f"\n[bold]adding {task.name}[/]: {task.about}, {len(data.class_names)} classes, "
                           + "/".join(str(n) for n in data.sizes.values()) + " train/val/test images", highlight=False)

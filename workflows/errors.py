@@ -19,3 +19,11 @@ class PredictionChangedError(ForgettingError):
 
 class ImageInputError(DataError):
     """An image path given to predict is missing, unreadable or not an image."""
+
+
+class DataVersionMismatchError(DataError):
+    """The data found for a version is not the data version (DVC md5) it was trained on."""
+
+
+class RoutingUnavailableError(ForkpointError):
+    """``predict --route`` over tasks none of which has a routing record."""

@@ -199,10 +199,25 @@ def _remove(created: Path | None) -> None:
         shutil.rmtree(created, ignore_errors=True)
 
 
+RANDOM_INIT = "random-init"  # learner.backbone's weights_source for a trunk built without weights
+
+
 @dataclass(frozen=True)
 class InitResult:
     home: Home
     created: bool  # False when the same trunk was already registered (init is idempotent)
+    notes: tuple[str, ...] = ()  # what the user should know (a random-init trunk replaced, ...)
+
+
+def existing_home(home: str | Path | None = None, db: str | None = None) -> Home | None:
+    """The initialised home at ``home``, or None when there is none yet (nothing is created)."""
+    path = resolve_home(home)
+    if db is None and not sqlite_path(path).is_file():
+        return None
+    try:
+        return open_home(path, db)
+    except HomeNotInitializedError:
+        return None
 
 
 def init_home(
@@ -212,23 +227,40 @@ def init_home(
     weights: str | Path | None = None,
     resolution: int | None = None,
     actor: str | None = None,
+    random_init: bool = False,
 ) -> InitResult:
-    """Create (or re-open) a home and register its trunk; a different trunk in the same home is refused."""
+    """Create (or re-open) a home and register its trunk; a different trunk in the same home is refused.
+
+    A trunk without pretrained weights (any ``arch`` but the embedded Lite0 with no
+    ``weights``) is refused unless ``random_init`` says it is meant (tests): a random trunk
+    makes every task worse and locks the home. A home whose registered trunk is random-init
+    and holds no task may be initialised again with another trunk (the mistake is undone).
+    """
     from forkpoint.learner import load_backbone
 
     if resolution is not None and resolution < 16:
         raise ConfigError(f"resolution {resolution} px is too small for a CNN trunk: use --resolution 16 or more")
     path = resolve_home(home)
+    notes: tuple[str, ...] = ()
     with writable_home(path):
         backbone = load_backbone(arch, weights=weights, resolution=resolution)
+        if backbone.weights_source == RANDOM_INIT and not random_init:
+            raise ConfigError(
+                f"{arch} has no pretrained weights here, so its trunk would be random: pass --weights PATH "
+                f"(a local .safetensors/state-dict file), or --random-init if a random trunk is meant (tests only)"
+            )
         registry = Registry.open(path, db)
         try:
             existing = _only_backbone(registry, path)
             if existing is not None and (existing.fingerprint, existing.resolution) != (backbone.fingerprint(), backbone.resolution):
-                raise ConfigError(
-                    f"{path} already serves {existing.arch} at {existing.resolution} px (trunk {existing.fingerprint[:12]}): "
-                    "use another --home (or --db) for a different backbone or resolution"
-                )
+                if not _replaceable(registry, existing):
+                    raise ConfigError(
+                        f"{path} already serves {existing.arch} at {existing.resolution} px (trunk {existing.fingerprint[:12]}): "
+                        "use another --home (or --db) for a different backbone or resolution"
+                    )
+                registry.retire_backbone(existing.fingerprint, reason="random-init trunk replaced by init", actor=actor)
+                notes = (f"replaced the random-init {existing.arch} trunk {existing.fingerprint[:12]} (no tasks used it)",)
+                existing = None
             desc = backbone.describe()
             record = registry.register_backbone(
                 desc["arch"], desc["weights_source"], desc["fingerprint"], desc["block_names"], desc["resolution"],
@@ -238,4 +270,10 @@ def init_home(
         except BaseException:
             registry.close()
             raise
-    return InitResult(Home(path, registry, record, backbone), created=existing is None)
+    return InitResult(Home(path, registry, record, backbone), created=existing is None, notes=notes)
+
+
+def _replaceable(registry: Registry, existing: BackboneRecord) -> bool:
+    """A random-init trunk no task was added to: registering it was a mistake, not a decision."""
+    return existing.weights_source == RANDOM_INIT and not any(
+        t.backbone_fingerprint == existing.fingerprint for t in registry.list_tasks())

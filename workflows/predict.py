@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
@@ -62,6 +63,37 @@ def collect_images(paths: list[str | Path]) -> list[Path]:
     return found
 
 
+@dataclass(frozen=True)
+class Scored:
+    """One batch of files: each selected task's softmax probabilities, and the trunk's pooled features if asked."""
+
+    paths: list[Path]
+    probs: dict[str, torch.Tensor]
+    features: torch.Tensor | None = None
+
+
+def probabilities(
+    live: LiveModel, paths: list[Path], tasks: list[str] | None = None, batch_size: int = 64, features: bool = False,
+) -> Iterator[Scored]:
+    """Softmax probabilities of every selected task, batch by batch, from one shared pass per batch.
+
+    The one way files are scored (``predict``, ``evaluate``, ``predict --route``):
+    ``load_inputs`` with the trunk's preprocessing, so every reader sees what training saw.
+    ``features`` adds the trunk's pooled features (one more trunk pass) for routing."""
+    names = tasks or live.tasks
+    bb = live.model.backbone
+    device = next(bb.parameters()).device
+    for i in range(0, len(paths), batch_size):
+        chunk = paths[i:i + batch_size]
+        x = load_inputs(chunk, bb.preprocessing).to(device)
+        logits = live.model(x, tasks=names)
+        feats = None
+        if features:
+            with torch.no_grad():
+                feats = bb(x).float().cpu()
+        yield Scored(chunk, {t: torch.softmax(v.float().cpu(), dim=1) for t, v in logits.items()}, feats)
+
+
 def predict_images(
     live: LiveModel,
     paths: list[Path],
@@ -71,13 +103,9 @@ def predict_images(
 ) -> list[ImagePrediction]:
     """Top-``top_k`` classes with softmax probabilities for every image and selected task."""
     names = tasks or live.tasks
-    bb = live.model.backbone
     out: list[ImagePrediction] = []
-    for i in range(0, len(paths), batch_size):
-        chunk = paths[i:i + batch_size]
-        x = load_inputs(chunk, bb.preprocessing)
-        logits = live.model(x.to(next(bb.parameters()).device), tasks=names)
-        probs = {t: torch.softmax(v.float().cpu(), dim=1) for t, v in logits.items()}
+    for batch in probabilities(live, paths, names, batch_size):
+        chunk, probs = batch.paths, batch.probs
         for row, path in enumerate(chunk):
             per_task = {}
             for t in names:

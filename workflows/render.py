@@ -34,6 +34,31 @@ def branch_label(record: VersionRecord) -> str:
     return f"{units.human()} ({span})"
 
 
+def lifecycle(rec: VersionRecord, ever_live: set[int]) -> str:
+    """``live`` (served now), ``previously live`` (served once, not now) or ``staged`` (never served).
+
+    ``status`` says how a version was registered (promoted or staged); this says where it stands."""
+    if rec.live:
+        return "live"
+    return "previously live" if rec.version in ever_live or rec.status == "promoted" else "staged"
+
+
+def ever_live_from(events: Iterable[AuditRecord]) -> set[int]:
+    """Versions a task's live pointer was ever on, read from its audit events."""
+    from forkpoint.registry.evidence import LIVE_ACTIONS
+
+    return {e.details["live_after"] for e in events if e.action in LIVE_ACTIONS and e.details.get("live_after") is not None}
+
+
+def history_dict(h: TaskHistory) -> dict:
+    """``history --json``: the task record, its versions (as ``show``, with ``state``) and its events."""
+    d = h.to_dict()
+    ever = ever_live_from(h.events)
+    for v, rec in zip(d["versions"], h.versions):
+        v["state"] = lifecycle(rec, ever)
+    return d
+
+
 def backbone_dict(record: BackboneRecord, home: str, db: str) -> dict:
     d = record.to_dict()
     d.update(home=home, db=db, preprocessing=Preprocessing(record.resolution, record.mean, record.std).to_dict())
@@ -97,13 +122,14 @@ def _classes(names: Iterable[str], limit: int = 4) -> str:
     return f"{len(names)}: {shown}{', ...' if len(names) > limit else ''}"
 
 
-def version_table(rec: VersionRecord) -> Table:
-    table = Table(title=f"{rec.task} v{rec.version}{' (live)' if rec.live else ''}", show_header=False)
+def version_table(rec: VersionRecord, ever_live: set[int] = frozenset()) -> Table:
+    state = lifecycle(rec, set(ever_live))
+    table = Table(title=f"{rec.task} v{rec.version} ({state})", show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
     data = rec.config.get("data", {}) if isinstance(rec.config, dict) else {}
     rows = [
-        ("status", f"{rec.status}{', live' if rec.live else ''}"),
+        ("status", f"{state} (registered {rec.status})"),
         ("parent version", str(rec.parent_version) if rec.parent_version is not None else "-"),
         ("description", rec.description or "-"),
         ("classes", _classes(rec.class_names, 10)),
@@ -140,12 +166,13 @@ def profile_table(rec: VersionRecord) -> Table | None:
 
 def history_tables(h: TaskHistory) -> tuple[Table, Table]:
     versions = Table(title=f"{h.task.name}: versions")
-    for col in ("version", "live", "status", "parent", "branch", "val acc", "test acc", "extra cost", "created", "by"):
-        versions.add_column(col)
+    for col in ("version", "status", "description", "parent", "branch", "val acc", "test acc", "extra cost", "created", "by"):
+        versions.add_column(col, overflow="fold" if col == "description" else None)
+    ever = ever_live_from(h.events)
     for v in h.versions:
         versions.add_row(
-            f"v{v.version}", "*" if v.live else "", v.status, str(v.parent_version or "-"), branch_label(v),
-            pct(v.metrics.get("val_acc")), pct(v.metrics.get("test_acc")), f"{v.extra_cost_pct:.1f}%",
+            f"v{v.version}", lifecycle(v, ever), v.description or "-", str(v.parent_version or "-"), branch_label(v),
+            pct(v.metrics.get("val_acc")), _acc_of(v, "test"), f"{v.extra_cost_pct:.1f}%",
             v.to_dict()["created_at"][:19], v.actor,
         )
     return versions, events_table(h.events, f"{h.task.name}: audit events")
@@ -156,19 +183,43 @@ def events_table(events: Iterable[AuditRecord], title: str = "audit events") -> 
     for col in ("id", "at", "actor", "action", "target", "details"):
         table.add_column(col, overflow="fold")
     for e in events:
-        details = {k: v for k, v in e.details.items() if k in ("live_before", "live_after", "promoted", "ok", "problems", "bytes_freed", "dry_run")}
+        details = {k: v for k, v in e.details.items() if k in ("live_before", "live_after", "promoted", "ok", "problems", "bytes_freed", "dry_run",
+                                                                  "accuracy", "images", "data_md5", "reason")}
         table.add_row(str(e.id), e.to_dict()["at"][:19], e.actor, e.action, e.target, json.dumps(details) if details else "")
     return table
 
 
-def diff_table(d: VersionDiff) -> Table:
-    table = Table(title=f"{d.task}: v{d.v1} -> v{d.v2}")
+def diff_table(d: VersionDiff, a: VersionRecord, b: VersionRecord) -> Table:
+    """Differing fields, accuracies as rounded percentages with the split size they were measured on."""
+    table = Table(title=f"{d.task}: v{d.v1} ({a.description or 'no description'}) -> v{d.v2} ({b.description or 'no description'})")
     table.add_column("field")
     table.add_column(f"v{d.v1}", overflow="fold")
     table.add_column(f"v{d.v2}", overflow="fold")
     for key, (old, new) in d.changes.items():
-        table.add_row(key, _short(old), _short(new))
+        table.add_row(key, _shown(key, old, a), _shown(key, new, b))
+    sizes = (a.split_sizes.get("test"), b.split_sizes.get("test"))
+    if "metrics.test_acc" in d.changes and sizes[0] != sizes[1]:
+        table.add_row("note", f"test accuracy over {sizes[0]} images", f"over {sizes[1]} images: not directly comparable")
     return table
+
+
+def _acc_of(rec: VersionRecord, split: str) -> str:
+    """``91.2% of 500``: an accuracy with the number of images it was measured on."""
+    value = rec.metrics.get(f"{split}_acc")
+    n = rec.split_sizes.get(split)
+    return pct(value) + (f" of {n}" if value is not None and n else "")
+
+
+def _shown(key: str, value: Any, rec: VersionRecord) -> str:
+    if isinstance(value, float) and not isinstance(value, bool):
+        if key in ("metrics.val_acc", "metrics.test_acc"):
+            return _acc_of(rec, key.split(".")[1].removesuffix("_acc"))
+        if key.startswith("metrics.") and ("acc" in key or "per_class" in key):
+            return pct(value)
+        return f"{value:.4g}"
+    if isinstance(value, list) and len(value) > 8:  # a routing record's prototypes, a long profile...
+        return f"[{len(value)} values]"
+    return _short(value)
 
 
 def _short(value: Any, limit: int = 60) -> str:

@@ -22,6 +22,8 @@ from forkpoint.registry.validate import task_name
 from forkpoint.workflows.datasets import LoadedData
 from forkpoint.workflows.home import Home
 from forkpoint.workflows.live import LiveModel, load_live_model
+from forkpoint.workflows.routing import fit_routing
+from forkpoint.workflows.recorded import provenance
 
 
 @dataclass
@@ -59,6 +61,33 @@ def check_new_version_fits(home: Home, name: str, class_names: list[str]) -> Tas
     return task
 
 
+def budget_warning(home: Home, cfg: AddTaskConfig) -> str | None:
+    """A fixed ``--branch`` costing more than ``--max-extra-cost``: said aloud (and kept with the version), not ignored."""
+    if cfg.branch is None or cfg.branch.is_probe:
+        return None
+    cost = home.backbone.extra_cost_pct(cfg.branch.start)
+    budget = cfg.selection.max_extra_cost
+    if cost <= budget:
+        return None
+    return (f"--branch {cfg.branch.human()} ({cfg.branch.label(home.record.block_names)}) costs {cost:.1f}% extra per pass, over the "
+            f"--max-extra-cost budget of {budget:g}%: kept because it was asked for; fork later or raise the budget")
+
+
+SLOW_CPU_PX = 160  # at or above this, CPU training is slow enough to say so
+
+
+def slow_cpu_note(home: Home, device: str, n_train: int) -> str | None:
+    """One line when training will run on CPU at a large resolution: what it costs and the way out."""
+    from forkpoint.learner.train import resolve_device
+
+    px = home.record.resolution
+    if px < SLOW_CPU_PX or str(resolve_device(device)) != "cpu":
+        return None
+    factor = (px / 64) ** 2
+    return (f"training on CPU at {px} px: each of the {n_train:,} training images costs ~{factor:.0f}x what it costs at 64 px "
+            f"(expect minutes per epoch); a home made with `forkpoint --home DIR init --resolution 64` trains ~{factor:.0f}x faster")
+
+
 def add_task_version(
     home: Home,
     name: str,
@@ -81,10 +110,15 @@ def add_task_version(
     live = load_live_model(home, exclude={name})
     run_id = new_run_id()
     report = add_task(live.model, name, data.task_data, cfg, progress=progress, plot_dir=home.path / "plots" / run_id)
+    # fitted once, on this task's own images; stored sealed in the version's config and never refitted
+    routing = fit_routing(home.backbone, data.task_data, cfg.val_fraction, cfg.split_seed)
+    if (warning := budget_warning(home, cfg)) is not None:
+        report.notes.append(warning)  # stored with the version (metrics.notes)
     branch = live.model.branches[name]
     draft = report.draft(
         home.fingerprint, branch.tensors(), data_md5=data.md5, data_path=data.path, description=description,
-        run_id=run_id, config={"data": data.describe(), "profile_plot": report.plot},
+        run_id=run_id, config={"data": data.describe(), "profile_plot": report.plot, "reproduce": provenance(report),
+                                 "routing": routing.to_dict()},
     )
     record = home.registry.add_version(name, draft, promote=promote, actor=actor, expect_live=started_from)
     live.versions[name] = record

@@ -71,6 +71,12 @@ def data_root(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("data")
 
 
+@pytest.fixture(scope="session")
+def make_cli(data_root):
+    """``make_cli(home) -> Cli`` for fixtures of a wider scope than ``cli`` (e.g. one trained home per module)."""
+    return lambda home: Cli(Path(home), data_root)
+
+
 @pytest.fixture
 def cli(tmp_path, data_root) -> Cli:
     """A fresh, uninitialised home."""

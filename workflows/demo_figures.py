@@ -1,0 +1,67 @@
+"""The README's demo figures, written by the demo itself (``forkpoint demo --publish``), never typed.
+
+``summary`` turns a finished demo into a JSON-ready record (machine, time, per-task
+accuracy, branch and cost); ``render`` turns that record into the README paragraph; and
+``publish`` writes the record to ``benchmarks/results/demo/cpu.json`` and replaces the
+paragraph between the README's ``demo:figures`` markers.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from forkpoint.contract.atomic import write_text
+from forkpoint.contract.errors import ConfigError
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "benchmarks" / "results" / "demo" / "cpu.json"
+README = REPO / "README.md"
+BEGIN, END = "<!-- demo:figures:begin (written by `forkpoint demo --publish`; do not edit) -->", "<!-- demo:figures:end -->"
+
+
+def summary(result, resolution: int) -> dict:
+    """What the README says about a demo run, from the run alone."""
+    import torch
+
+    from forkpoint.benchmarks.machine import machine_info
+    from forkpoint.workflows.render import branch_label
+
+    info = machine_info(torch.device("cpu"))
+    tasks = []
+    for s in result.steps:
+        r, v = s.added.report, s.added.version
+        tasks.append({"task": s.task.name, "test_acc": r.test_acc, "val_acc": r.val_acc, "branch": branch_label(v),
+                      "probe": v.units.is_probe, "adds_pct": round(result.marginal_cost_pct[s.task.name], 1),
+                      "seconds": round(s.seconds, 1), "sizes": r.split_sizes})
+    return {"machine": {k: info.get(k) for k in ("date", "host_cpu", "cpu_count", "torch_threads", "torch", "git_commit")},
+            "resolution": resolution, "seconds": round(result.seconds, 1), "total_cost_pct": round(result.total_cost_pct, 1),
+            "tasks": tasks}
+
+
+def render(rec: dict) -> str:
+    """The README paragraph for one demo record."""
+    m, tasks = rec["machine"], rec["tasks"]
+    accs = ", ".join(f"{100 * t['test_acc']:.1f}% ({t['task']})" for t in tasks)
+    branches = ", ".join(f"{t['task']} {t['branch']} (+{t['adds_pct']:.1f}%)" for t in tasks)
+    n = len(tasks)
+    return (f"Measured by `forkpoint demo --publish` on {m['cpu_count']} CPU cores ({m['host_cpu']}, "
+            f"{m['torch_threads']} torch thread(s), {m['date'][:10]}, commit {m['git_commit']}), {rec['resolution']} px: "
+            f"{rec['seconds']:.0f} s in all; test accuracy {accs}. Branches and what each adds to the shared pass: "
+            f"{branches}. Serving all {n} tasks in one shared pass costs {rec['total_cost_pct']:.1f}% of one trunk pass "
+            f"({n} separate models: {100 * n}%); one task alone costs exactly one pass. "
+            f"Figures: [benchmarks/results/demo/cpu.json](benchmarks/results/demo/cpu.json).")
+
+
+def replace_block(text: str, paragraph: str) -> str:
+    if BEGIN not in text or END not in text:
+        raise ConfigError(f"README.md has no demo figures block ({BEGIN} ... {END}): restore the markers")
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{BEGIN}\n{paragraph}\n{END}{tail}"
+
+
+def publish(rec: dict, results: Path = RESULTS, readme: Path = README) -> None:
+    """Write the record and regenerate the README paragraph from it."""
+    write_text(results, json.dumps(rec, indent=1) + "\n")
+    write_text(readme, replace_block(readme.read_text(), render(rec)))
