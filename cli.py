@@ -25,23 +25,7 @@ import traceback
 import click
 
 from forkpoint.commands import audit_cmds, eval_cmds, registry_cmds, task_cmds
-# Re-exported (noqa: F401): forkpoint.cli stays the import path of the helpers and the commands.
-from forkpoint.commands._shared import (  # noqa: F401
-    DEFAULT_BACKBONE,
-    DEMO_HOME,
-    EXIT_CHECK_FAILED,
-    EXIT_INTERRUPTED,
-    EXIT_USAGE,
-    State,
-    UnitRangeParam,
-    emit_json,
-    json_option,
-    pass_state,
-    resolve_units,
-)
-from forkpoint.commands.registry_cmds import audit, diff, events, gc, history, promote, rollback, show, tasks  # noqa: F401
-from forkpoint.commands.audit_cmds import reproduce  # noqa: F401
-from forkpoint.commands.task_cmds import add_task_cmd, demo, info, init, predict, samples  # noqa: F401
+from forkpoint.commands._shared import EXIT_INTERRUPTED, EXIT_USAGE, State
 
 
 # Commands other areas own: name -> (module, attribute, help shown if it cannot be loaded).

@@ -22,7 +22,7 @@ from forkpoint.benchmarks.settings import BenchSettings
 from forkpoint.contract.branch import UnitRange
 from forkpoint.learner import AddTaskConfig, Branch, MultiTaskModel, TrainConfig, add_task, add_task_config
 from forkpoint.learner import baselines
-from forkpoint.learner.augment import augmented_views
+from forkpoint.learner.augment import with_views
 from forkpoint.learner.backbone import Backbone
 from forkpoint.learner.cache import PrefixCache
 from forkpoint.learner.task import profile_candidates
@@ -127,11 +127,8 @@ def run_full_finetune(bb: Backbone, sample: TaskSample, s: BenchSettings) -> Met
     data = sample.inputs(bb.resolution, bb.mean, bb.std)
     n_train = len(sample.train[1])
     cfg = train_config(s, n_train, seed=sample.seed, lr=s.full_ft_lr)
-    train = data["train"]
     augment = subtuning_config(s, n_train, sample.seed).augment
-    if augment.views:  # the same augmented views add_task trains on, so the comparison stays image for image
-        views = augmented_views(train[0], augment, sample.seed)
-        train = (torch.cat([train[0], views]), train[1].repeat(augment.views + 1))
+    train = with_views(*data["train"], augment, sample.seed)  # the views add_task trains on: image for image
     model, r = baselines.fit_full_finetune(bb, sample.num_classes, train, data["val"], cfg, device, epoch_size=n_train)
     test_acc = accuracy(baselines.predict(model, data["test"][0], device), data["test"][1])
     return MethodResult("full-ft", test_acc, r.val_acc, r.seconds, r.trainable_params, 0, bb.num_blocks)

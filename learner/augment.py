@@ -70,3 +70,10 @@ def augmented_views(x: torch.Tensor, cfg: AugmentConfig, seed: int) -> torch.Ten
                 crop = crop.flip(-1)
             out[v * n + i] = crop[0]
     return out
+
+
+def with_views(x: torch.Tensor, y: torch.Tensor, cfg: AugmentConfig, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The originals followed by their augmented views, and the labels to match (``(x, y)`` when off)."""
+    if cfg.views == 0:
+        return x, y
+    return torch.cat([x, augmented_views(x, cfg, seed)]), y.repeat(cfg.views + 1)

@@ -18,7 +18,7 @@ from forkpoint.learner.branch import Branch
 from forkpoint.contract.branch import UnitRange
 from forkpoint.contract.errors import ConfigError, DataError
 from forkpoint.contract.names import check_task_name
-from forkpoint.learner.augment import augmented_views
+from forkpoint.learner.augment import with_views
 from forkpoint.learner.cache import PrefixCache
 from forkpoint.learner.config import AddTaskConfig
 from forkpoint.learner.crossval import cross_validate
@@ -170,9 +170,8 @@ def _train_views(bb, caches, x_train: torch.Tensor, cfg: AddTaskConfig, device) 
     train, y_train = caches[0], caches[1]
     if cfg.augment.views == 0:
         return train, y_train
-    views = augmented_views(x_train, cfg.augment, cfg.split_seed)
-    x = torch.cat([x_train, views])
-    return PrefixCache(bb, x, device, cfg.cache_budget_mb, cfg.cache), y_train.repeat(cfg.augment.views + 1)
+    x, y = with_views(x_train, y_train, cfg.augment, cfg.split_seed)
+    return PrefixCache(bb, x, device, cfg.cache_budget_mb, cfg.cache), y
 
 
 def _fit_probe(bb, caches, num_classes: int) -> tuple[ProbeFit, float]:
