@@ -144,11 +144,12 @@ def test_thread_count_follows_the_option_or_the_idle_cores(cli, one_line_error):
 
 def test_the_light_constants_match_the_learner():
     """workflows.home avoids importing timm for read commands, so it keeps the embedded weights name."""
+    from forkpoint.commands import _shared
     from forkpoint.learner import backbone
     from forkpoint.workflows import home
 
     assert home.EMBEDDED_WEIGHTS == backbone.EMBEDDED_WEIGHTS
-    assert home.DEFAULT_ARCH == cli_module.DEFAULT_BACKBONE
+    assert home.DEFAULT_ARCH == _shared.DEFAULT_BACKBONE
 
 
 # ---- init on a home the OS refuses: exit 2, one line, nothing left behind ------------------------
