@@ -24,7 +24,7 @@ import traceback
 
 import click
 
-from forkpoint.commands import audit_cmds, eval_cmds, registry_cmds, task_cmds
+from forkpoint.commands import audit_cmds, eval_cmds, export_cmds, registry_cmds, serve_cmds, task_cmds
 from forkpoint.commands._shared import EXIT_INTERRUPTED, EXIT_USAGE, State
 
 
@@ -175,7 +175,8 @@ def main(ctx: click.Context, home: str | None, db: str | None, verbose: int, qui
 
 # ---- the commands (forkpoint.commands) ---------------------------------------------------
 
-for _command in (*task_cmds.COMMANDS, *registry_cmds.COMMANDS, *audit_cmds.COMMANDS, *eval_cmds.COMMANDS):
+for _command in (*task_cmds.COMMANDS, *registry_cmds.COMMANDS, *audit_cmds.COMMANDS, *eval_cmds.COMMANDS,
+                 *serve_cmds.COMMANDS, *export_cmds.COMMANDS):
     main.add_command(_command)
 del _command
 

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null 2>&1 || PY=python3
 
-apt_packages=(dataset-fashion-mnist postgresql)
+apt_packages=(dataset-fashion-mnist postgresql chromium chromium-driver)
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   missing=()
   for p in "${apt_packages[@]}"; do
@@ -17,7 +17,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: apt-get install ${missing[*]}"
     if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; }; then
       if [ "${CI:-}" = true ]; then echo "setup: apt-get install failed" >&2; exit 1; fi
-      echo "setup: warning: apt-get install ${missing[*]} failed; Fashion-MNIST and PostgreSQL tests will be unavailable" >&2
+      echo "setup: warning: apt-get install ${missing[*]} failed; Fashion-MNIST, PostgreSQL and browser tests will be unavailable" >&2
     fi
   fi
 else
