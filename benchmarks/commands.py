@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from forkpoint.benchmarks.settings import SECTIONS, preset
+from forkpoint.commands._shared import device_option
 from forkpoint.contract.errors import ConfigError
 
 
@@ -25,8 +26,7 @@ def _int_list(value: str | None, what: str) -> tuple[int, ...] | None:
 @click.option("--smoke", is_flag=True, hidden=True, help="Seconds: a tiny slice of --quick (the test suite's smoke run).")
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=Path("bench-results"), show_default=True,
               help="Folder for results.json, results.md and bench-*.png.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
-              help="cuda runs the GPU variant: 224 px, bf16 autocast.")
+@device_option("auto", "cuda runs the GPU variant: 224 px, bf16 autocast.")
 @click.option("--only", multiple=True, type=click.Choice(SECTIONS), help="Run only these sections (repeatable).")
 @click.option("--seeds", default=None, help="Comma-separated seeds, e.g. 0,1,2 (default: the mode's).")
 @click.option("--tasks", default=None, help="Comma-separated stream datasets (default: the mode's).")
@@ -43,7 +43,7 @@ def _int_list(value: str | None, what: str) -> tuple[int, ...] | None:
 def bench_command(quick, smoke, out, device, only, seeds, tasks, resolution, threads, arch, weights, data_root, publish, from_results) -> None:
     """Measure SubTuning against linear probe, full finetuning and LoRA: accuracy, cost, throughput, storage, forgetting."""
     from forkpoint.benchmarks.runner import rerender, run_suite
-    from forkpoint.learner.train import resolve_device
+    from forkpoint.learner.device import resolve_device
 
     if from_results is not None:
         rerender(from_results, out, publish_results=publish)

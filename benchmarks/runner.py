@@ -21,7 +21,7 @@ from forkpoint.benchmarks.settings import SECTIONS, BenchSettings
 from forkpoint.benchmarks.tables import to_rich
 from forkpoint.benchmarks.targets import evaluate, table as targets_table
 from forkpoint.contract.errors import ConfigError
-from forkpoint.learner.train import resolve_device
+from forkpoint.learner.device import resolve_device
 
 
 def section_module(name: str):

@@ -13,10 +13,7 @@ from typing import Callable
 
 import torch
 
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+from forkpoint.learner.device import synchronize as _sync
 
 
 def interleaved_medians(fns: dict[str, Callable[[], object]], device: torch.device, warmup: int, repeats: int) -> dict[str, float]:

@@ -76,6 +76,12 @@ class State:
 pass_state = click.make_pass_decorator(State)
 
 
+def device_option(default: str = "auto", help: str = "") -> Callable[[Callable], Callable]:
+    """``--device auto|cpu|cuda|cuda:N``; checked by ``learner.device.resolve_device`` (bad values exit 2)."""
+    about = "auto (CUDA when usable, else CPU), cpu, cuda or cuda:N." + (f" {help}" if help else "")
+    return click.option("--device", default=default, show_default=True, metavar="auto|cpu|cuda[:N]", help=about)
+
+
 def json_option(f: Callable) -> Callable:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON (stable keys, see README) instead of a table.")(f)
 

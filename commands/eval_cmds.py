@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from forkpoint.commands._shared import State, emit_json, json_option, pass_state
+from forkpoint.commands._shared import State, device_option, emit_json, json_option, pass_state
 
 
 @click.command()
@@ -17,7 +17,7 @@ from forkpoint.commands._shared import State, emit_json, json_option, pass_state
               help="Write the confusion matrix here (several tasks: PNG-stem.<task>.png beside it).")
 @click.option("--top-wrong", type=click.IntRange(min=0), default=10, show_default=True,
               help="Most confident mistakes listed per task.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True)
+@device_option("cpu")
 @json_option
 @pass_state
 def evaluate(state: State, path: Path, task_names: tuple[str, ...], plot: Path | None, top_wrong: int, device: str,
@@ -28,12 +28,12 @@ def evaluate(state: State, path: Path, task_names: tuple[str, ...], plot: Path |
     per-class accuracy (recall) and precision, the confusion matrix and the most confident
     mistakes; each task's score and the data's md5 become an ``evaluate`` event in its history.
     """
-    from forkpoint.learner.train import resolve_device
+    from forkpoint.learner.device import resolve_device
     from forkpoint.workflows.evaluate import confusion_png, evaluate as score, labelled_files, matching_tasks, plot_paths, record
     from forkpoint.workflows.live import load_live_model
 
+    target = resolve_device(device)  # options first: a typo fails before any file is read
     data = labelled_files(path)
-    target = resolve_device(device)
     state.compute()
     with state.open() as home:
         live = load_live_model(home, tasks=list(task_names) or None)

@@ -12,6 +12,7 @@ from forkpoint.commands._shared import (
     DEMO_HOME,
     State,
     UnitRangeParam,
+    device_option,
     emit_json,
     json_option,
     pass_state,
@@ -28,20 +29,28 @@ from forkpoint.commands._shared import (
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False), help="Local .safetensors/state-dict file for --backbone; stored in the registry.")
 @click.option("--random-init", is_flag=True, help="Accept a randomly initialised trunk for a --backbone without --weights (tests only).")
 @click.option("--resolution", type=click.IntRange(16, 1024), help="Input size in pixels (default: the model's, 224 for Lite0; 64 is a good CPU choice).")
+@click.option("--store", metavar="URL",
+              help="Keep weights in this object store instead of HOME/objects: s3://BUCKET/PREFIX (credentials and endpoint from "
+                   "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, FORKPOINT_S3_ENDPOINT), file:///PATH or any fsspec URL. "
+                   "Recorded in the database: every home on the same --db uses it.")
 @json_option
 @pass_state
-def init(state: State, arch: str | None, weights: str | None, random_init: bool, resolution: int | None, as_json: bool) -> None:
+def init(state: State, arch: str | None, weights: str | None, random_init: bool, resolution: int | None, store: str | None,
+         as_json: bool) -> None:
     """Create a registry home and register its frozen trunk (idempotent; with no options, shows an existing home)."""
     from forkpoint.workflows.home import InitResult, existing_home, init_home
     from forkpoint.workflows.render import backbone_dict, backbone_table
 
-    found = existing_home(state.home, state.db) if (arch, weights, resolution, random_init) == (None, None, None, False) else None
+    plain = (arch, weights, resolution, random_init, store) == (None, None, None, False, None)
+    found = existing_home(state.home, state.db) if plain else None
     result = InitResult(found, created=False) if found is not None else init_home(
-        state.home, state.db, arch or DEFAULT_BACKBONE, weights, resolution, random_init=random_init)
+        state.home, state.db, arch or DEFAULT_BACKBONE, weights, resolution, random_init=random_init, store=store)
     with result.home as home:
         db = _shown_db(home.registry.url)
         for note in result.notes:
             state.note(note)
+        if home.registry.store_url:
+            state.note(f"weights in {home.registry.store_url} (recorded in the database)")
         if as_json:
             emit_json({**backbone_dict(home.record, str(home.path), db), "created": result.created})
             return
@@ -110,7 +119,7 @@ def info(state: State, as_json: bool) -> None:
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True,
               help="Learning rate of the tuned blocks and of the head (which starts from the fitted linear probe).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the validation split, the per-class limit and training.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@device_option("auto")
 @click.option("--description", default="", help="Free text stored with the version.")
 @click.option("--stage", "staged", is_flag=True, help="Register the version without making it live (promote it later).")
 @click.option("--track-data", is_flag=True,
@@ -124,6 +133,7 @@ def add_task_cmd(state: State, name: str, source: str, data_root: Path, limit_pe
                  description: str, staged: bool, track_data: bool, as_json: bool) -> None:
     """Profile, select, SubTune and register task NAME (a new version if NAME exists)."""
     from forkpoint.learner import add_task_config
+    from forkpoint.learner.device import describe, resolve_device
     from forkpoint.registry.validate import task_name
     from forkpoint.workflows.datasets import load_task_data, prepare_note
     from forkpoint.workflows.progress import PhaseProgress
@@ -151,6 +161,7 @@ def add_task_cmd(state: State, name: str, source: str, data_root: Path, limit_pe
         data = load_task_data(source, data_root, limit_per_class, seed, resolution=home.record.resolution,
                               val_limit=val_limit_per_class, test_fraction=test_fraction)
         previous = check_new_version_fits(home, name, data.class_names)
+        state.note(f"device: {describe(resolve_device(device))}")
         state.note(f"{name}: {data.dataset.name}, {len(data.class_names)} classes, "
                    + ", ".join(f"{k} {v}" for k, v in data.sizes.items())
                    + (f" (new version of a task with live v{previous.live_version})" if previous else ""))
@@ -174,8 +185,7 @@ def add_task_cmd(state: State, name: str, source: str, data_root: Path, limit_pe
 @click.argument("images", nargs=-1, required=True, metavar="IMAGE_OR_DIR...")
 @click.option("--task", "task_names", multiple=True, metavar="NAME", help="Only these tasks (repeatable). Default: every live task.")
 @click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True, help="Classes listed per task in --json.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True,
-              help="Where the shared pass runs (auto: CUDA when present).")
+@device_option("cpu", "Where the shared pass runs.")
 @click.option("--route", is_flag=True,
               help="Answer per image the task it most likely belongs to (or none of them) and that task's label.")
 @json_option
@@ -183,7 +193,7 @@ def add_task_cmd(state: State, name: str, source: str, data_root: Path, limit_pe
 def predict(state: State, images: tuple[str, ...], task_names: tuple[str, ...], top_k: int, device: str, route: bool,
             as_json: bool) -> None:
     """Classify images with every live task (or --task ones) in one shared forward pass (--route: with the one task each belongs to)."""
-    from forkpoint.learner.train import resolve_device
+    from forkpoint.learner.device import resolve_device
     from forkpoint.workflows.live import load_live_model
     from forkpoint.workflows.predict import collect_images, predict_images
     from forkpoint.workflows.render import predictions_table
@@ -226,7 +236,7 @@ def predict(state: State, images: tuple[str, ...], task_names: tuple[str, ...], 
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Training epochs per task (default 6).")
 @click.option("--profile-epochs", type=click.IntRange(min=1), default=None, help="Epochs per profiled block (default 2).")
 @click.option("--candidates", type=UnitRangeParam(), help="Profile only blocks LO:HI (HI exclusive; quick runs). Default: all blocks.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@device_option("auto")
 @click.option("--publish", is_flag=True, help="Write the run's figures to benchmarks/results/demo/cpu.json and the README's demo paragraph (checkout only).")
 @pass_state
 def demo(state: State, demo_home: Path, data_root: Path, limit_per_class: int | None, resolution: int,

@@ -5,6 +5,12 @@ every epoch for every candidate is most of the cost. ``PrefixCache`` keeps the i
 unit ``d`` for a whole split, advances it one unit at a time (so candidates that share a
 prefix share the work), and evicts the shallowest depths when a memory budget is hit.
 When one depth alone does not fit, it streams: batches are recomputed from the images.
+
+Activations are float32 on every device, whatever autocast context the caller is in: a
+bf16 prefix would make profile scores and recorded accuracies differ from fp32 serving.
+The budget is per cache and device-aware (``device.cache_budget_bytes``); a depth is
+written into one preallocated tensor, so the peak is the budget plus one chunk, not twice
+a depth. On CUDA the images sit in pinned host memory and are copied without blocking.
 """
 
 from __future__ import annotations
@@ -14,8 +20,9 @@ from typing import Iterator
 import torch
 
 from forkpoint.learner.backbone import Backbone
+from forkpoint.learner.device import cache_budget_bytes
 
-DEFAULT_BUDGET_MB = 3072
+CACHE_DTYPE = torch.float32
 
 
 class PrefixCache:
@@ -26,14 +33,15 @@ class PrefixCache:
         backbone: Backbone,
         inputs: torch.Tensor,
         device: torch.device,
-        budget_mb: float = DEFAULT_BUDGET_MB,
+        budget_mb: float | None = None,
         enabled: bool = True,
         chunk: int = 256,
     ) -> None:
         self.backbone = backbone
-        self.inputs = inputs  # preprocessed (N,3,R,R) on CPU
         self.device = torch.device(device)
-        self.budget = int(budget_mb * 2**20)
+        pin = self.device.type == "cuda" and inputs.device.type == "cpu" and not inputs.is_pinned()
+        self.inputs = inputs.pin_memory() if pin else inputs  # preprocessed (N,3,R,R) on CPU
+        self.budget = cache_budget_bytes(self.device, budget_mb)  # None: the device's default
         self.enabled = enabled
         self.chunk = chunk
         self._depths: dict[int, torch.Tensor] = {}
@@ -48,39 +56,53 @@ class PrefixCache:
 
     @torch.no_grad()
     def _compute(self, x: torch.Tensor, depth: int, from_depth: int = -1) -> torch.Tensor:
-        """Input of unit ``depth`` for a batch; ``x`` is raw input (from_depth=-1) or the input of unit ``from_depth``."""
-        h = self.backbone.stem(x) if from_depth < 0 else x
-        start = max(from_depth, 0)
-        self.unit_passes += len(x) * (depth - start)
-        return self.backbone.run_units(h, start, depth)
+        """Input of unit ``depth`` for a batch in fp32; ``x`` is raw input (from_depth=-1) or the input of unit ``from_depth``."""
+        x = x.to(self.device, non_blocking=True)
+        with torch.autocast(self.device.type, enabled=False):
+            h = self.backbone.stem(x.to(CACHE_DTYPE)) if from_depth < 0 else x.to(CACHE_DTYPE)
+            start = max(from_depth, 0)
+            self.unit_passes += len(x) * (depth - start)
+            return self.backbone.run_units(h, start, depth)
 
     def _advance(self, depth: int) -> torch.Tensor | None:
         below = [d for d in self._depths if d <= depth]
         base = max(below) if below else -1
         if base == depth:
             return self._depths[depth]
-        src = self._depths[base] if base >= 0 else self.inputs
-        pieces = [self._compute(src[i:i + self.chunk].to(self.device), depth, base) for i in range(0, len(src), self.chunk)]
-        out = torch.cat(pieces)
-        need = out.numel() * out.element_size()
+        need = self._depth_bytes(depth)
         if need > self.budget:
             return None
-        while self._depths and self._bytes() + need > self.budget:
-            del self._depths[min(self._depths)]
+        # make room before allocating, shallowest first, but keep the source depth until used
+        for d in sorted(d for d in self._depths if d != base):
+            if self._bytes() + need <= self.budget:
+                break
+            del self._depths[d]
+        src = self._depths[base] if base >= 0 else self.inputs
+        out: torch.Tensor | None = None
+        for i in range(0, len(src), self.chunk):
+            piece = self._compute(src[i:i + self.chunk], depth, base)
+            if out is None:  # one allocation for the whole depth: no list of pieces beside the result
+                out = torch.empty((len(src), *piece.shape[1:]), dtype=piece.dtype, device=piece.device)
+            out[i:i + len(piece)] = piece
+        assert out is not None
+        if base >= 0 and self._bytes() + need > self.budget:
+            del self._depths[base]  # it was kept only to compute this depth
         self._depths[depth] = out
         return out
 
-    def fits(self, depth: int) -> bool:
-        """Whether one depth's activations fit the budget (probed on one image)."""
-        with torch.no_grad():
-            one = self.backbone.prefix(self.inputs[:1].to(self.device), depth)
-        return one.numel() * one.element_size() * len(self.inputs) <= self.budget
+    @torch.no_grad()
+    def _depth_bytes(self, depth: int) -> int:
+        """Bytes of one depth's activations for the whole split (probed on one image, not counted as work)."""
+        x = self.inputs[:1].to(self.device)
+        with torch.autocast(self.device.type, enabled=False):
+            one = self.backbone.run_units(self.backbone.stem(x.to(CACHE_DTYPE)), 0, depth)
+        return one.numel() * one.element_size() * len(self.inputs)
 
     def at(self, depth: int) -> torch.Tensor | None:
         """All activations at ``depth``, or None when caching is off or they do not fit (stream instead)."""
-        if not self.enabled or not self.fits(depth):
+        if not self.enabled:
             return None
-        return self._advance(depth)
+        return self._depths.get(depth) if depth in self._depths else self._advance(depth)
 
     def batches(
         self, depth: int, order: torch.Tensor, batch_size: int, channels_last: bool = False
@@ -93,14 +115,14 @@ class PrefixCache:
         cached = self.at(depth)
         for i in range(0, len(order), batch_size):
             idx = order[i:i + batch_size]
-            h = cached[idx.to(cached.device)] if cached is not None else self._compute(self.inputs[idx].to(self.device), depth)
+            h = cached[idx.to(cached.device)] if cached is not None else self._compute(self.inputs[idx], depth)
             if channels_last and h.ndim == 4:
                 h = h.contiguous(memory_format=torch.channels_last)
             yield idx, h
 
     def subset(self, idx: torch.Tensor) -> "PrefixCache":
         """The same split restricted to ``idx``, sharing what is already computed (folds of a cross-validation)."""
-        sub = PrefixCache(self.backbone, self.inputs[idx], self.device, self.budget / 2**20, self.enabled, self.chunk)
+        sub = PrefixCache(self.backbone, self.inputs[idx], self.device, self.budget / 2**20, self.enabled, self.chunk)  # indexing unpins: re-pinned
         sub._depths = {d: t[idx.to(t.device)] for d, t in self._depths.items()}
         if self._trunk_features is not None:
             sub._trunk_features = self._trunk_features[idx.to(self._trunk_features.device)]
@@ -112,6 +134,7 @@ class PrefixCache:
         if self._trunk_features is None:
             n = self.backbone.num_blocks
             order = torch.arange(len(self))
-            feats = [self.backbone.tail(h) for _, h in self.batches(n, order, self.chunk)]
+            with torch.autocast(self.device.type, enabled=False):
+                feats = [self.backbone.tail(h.to(CACHE_DTYPE)) for _, h in self.batches(n, order, self.chunk)]
             self._trunk_features = torch.cat(feats)
         return self._trunk_features

@@ -12,7 +12,6 @@ from dataclasses import asdict, dataclass, replace
 from forkpoint.contract.branch import UnitRange
 from forkpoint.contract.errors import ConfigError
 from forkpoint.learner.augment import AugmentConfig
-from forkpoint.learner.cache import DEFAULT_BUDGET_MB
 from forkpoint.learner.select import DEFAULT_EPS, DEFAULT_MAX_BLOCKS, DEFAULT_MAX_EXTRA_COST, SelectionConfig
 from forkpoint.learner.train import TrainConfig
 
@@ -54,11 +53,16 @@ class AddTaskConfig:
     split_seed: int = 0
     device: str = "auto"
     cache: bool = True
-    cache_budget_mb: float = DEFAULT_BUDGET_MB
+    cache_budget_mb: float | None = None  # per activation cache; None: the device's default (device.cache_budget_bytes)
+    # Ray tasks that profile and score greedy options side by side (learner.parallel); 1 = in this
+    # process. Same seeds, same choice and weights: recorded to say how a version ran, not what it is.
+    workers: int = 1
 
     def __post_init__(self) -> None:
         if not (0.0 < self.val_fraction < 0.9):
             raise ConfigError(f"validation fraction {self.val_fraction} must be in (0, 0.9)")
+        if self.workers < 1:
+            raise ConfigError(f"--workers {self.workers} must be >= 1")
         for what, r in (("candidates", self.candidates), ("branch", self.branch)):
             if r is not None and not isinstance(r, UnitRange):
                 raise ConfigError(f"{what} must be a UnitRange (half-open), got {r!r}")

@@ -17,6 +17,7 @@ from forkpoint.learner.backbone import Backbone
 from forkpoint.learner.branch import Branch
 from forkpoint.learner.cache import PrefixCache
 from forkpoint.learner.figures import save_figure
+from forkpoint.learner.parallel import SERIAL, Call, Executor
 from forkpoint.learner.probe import ProbeFit
 from forkpoint.learner.train import TrainConfig, fit
 
@@ -95,24 +96,96 @@ def score_range(
     )
 
 
+Caches = tuple[PrefixCache, torch.Tensor, PrefixCache, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class ScoreJob:
+    """What every candidate of one profile or greedy search shares: everything but its unit range."""
+
+    backbone: Backbone
+    caches: Caches
+    num_classes: int
+    cfg: TrainConfig
+    siamese: bool = False
+    head_init: ProbeFit | None = None
+
+    def score(self, start: int, stop: int, stage: str) -> Candidate:
+        return score_range(self.backbone, start, stop, self.caches, self.num_classes, self.cfg, self.siamese, stage,
+                           self.head_init)
+
+
+@dataclass(frozen=True)
+class _ShippedJob:
+    """A :class:`ScoreJob` as handles in Ray's object store (see learner.fanout)."""
+
+    backbone: object
+    train: object
+    y_train: torch.Tensor
+    val: object
+    y_val: torch.Tensor
+    num_classes: int
+    cfg: TrainConfig
+    siamese: bool
+    head_init: ProbeFit | None
+    device: str
+
+    def score(self, start: int, stop: int, stage: str) -> Candidate:
+        """On a worker: rebuild the job on this worker's device and score one range."""
+        from forkpoint.learner.device import resolve_device
+        from forkpoint.learner.fanout import open_backbone
+
+        device = resolve_device(self.device)
+        bb = open_backbone(self.backbone, device)
+        caches = (self.train.open(bb, device), self.y_train, self.val.open(bb, device), self.y_val)
+        return ScoreJob(bb, caches, self.num_classes, self.cfg, self.siamese, self.head_init).score(start, stop, stage)
+
+
+def _ship(job: ScoreJob, starts: set[int], executor: Executor) -> _ShippedJob:
+    from forkpoint.learner.fanout import ship_backbone, ship_split
+
+    train, y_train, val, y_val = job.caches
+    return _ShippedJob(
+        ship_backbone(executor, job.backbone), ship_split(executor, train, starts, job.siamese), y_train,
+        ship_split(executor, val, starts, job.siamese), y_val, job.num_classes, job.cfg, job.siamese, job.head_init,
+        executor.task_device(train.device.type),
+    )
+
+
+def score_ranges(
+    job: ScoreJob,
+    ranges: Sequence[tuple[int, int]],
+    stage: str,
+    executor: Executor = SERIAL,
+    on_candidate: Callable[[Candidate], None] | None = None,
+) -> list[Candidate]:
+    """Train and score each ``[start, stop)`` of ``ranges``, in that order, on ``executor``.
+
+    Each range trains from the same seed on the same activations whichever executor runs
+    it, so the candidates are the same (``seconds`` aside); the serial executor is the plain loop.
+    """
+    if executor.local:
+        calls = [Call(f"{stage}:{a}:{b}", job.score, (a, b, stage)) for a, b in ranges]
+    else:
+        shipped = _ship(job, {a for a, _ in ranges}, executor)
+        calls = [Call(f"{stage}:{a}:{b}", shipped.score, (a, b, stage)) for a, b in ranges]
+    return executor.map(calls, on_candidate)
+
+
 def run_profile(
     backbone: Backbone,
     candidates: Sequence[int],
-    caches: tuple[PrefixCache, torch.Tensor, PrefixCache, torch.Tensor],
+    caches: Caches,
     num_classes: int,
     cfg: TrainConfig,
     siamese: bool = False,
     on_candidate: Callable[[Candidate], None] | None = None,
     head_init: ProbeFit | None = None,
+    executor: Executor = SERIAL,
 ) -> list[Candidate]:
     """Score every candidate unit alone, shallow to deep so the prefix cache only moves forward."""
-    out = []
-    for i in sorted(candidates):
-        cand = score_range(backbone, i, i + 1, caches, num_classes, cfg, siamese, "profile", head_init)
-        out.append(cand)
-        if on_candidate is not None:
-            on_candidate(cand)
-    return out
+    job = ScoreJob(backbone, caches, num_classes, cfg, siamese, head_init)
+    return score_ranges(job, [(i, i + 1) for i in sorted(candidates)], "profile", executor, on_candidate)
 
 
 def profile_table(cands: Sequence[Candidate], title: str = "finetuning profile"):

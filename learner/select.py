@@ -101,13 +101,18 @@ def _better(a: Candidate, b: Candidate, cfg: SelectionConfig) -> bool:
 
 def greedy_select(
     profile: Sequence[Candidate],
-    score: Callable[[int, int], Candidate],
+    score: Callable[[Sequence[tuple[int, int]]], list[Candidate]],
     extra_cost: Callable[[int], float],
     num_blocks: int,
     cfg: SelectionConfig,
     probe: Candidate | None = None,
 ) -> tuple[Candidate, list[Candidate]]:
-    """Return the chosen range (possibly the probe) and every greedy candidate tried (for the audit trail)."""
+    """Return the chosen range (possibly the probe) and every greedy candidate tried (for the audit trail).
+
+    ``score(ranges)`` trains and scores a step's options (one or two ranges) and returns
+    them in the same order; they are independent, so it may run them side by side
+    (``profile.score_ranges`` on a Ray executor).
+    """
     affordable = [c for c in profile if c.extra_cost_pct <= cfg.max_extra_cost]
     if not affordable:
         if probe is not None:
@@ -126,7 +131,7 @@ def greedy_select(
             options.append((current.start, current.stop + 1))
         if not options:
             break
-        scored = [score(a, b) for a, b in options]
+        scored = score(options)
         tried.extend(scored)
         best = scored[0] if len(scored) == 1 or _better(scored[0], scored[1], cfg) else scored[1]
         if improves(best, current, cfg):

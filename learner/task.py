@@ -26,9 +26,11 @@ from forkpoint.learner.data import TaskData, check_labels, check_task, stratifie
 from forkpoint.learner.invariants import FrozenGuard
 from forkpoint.learner.multitask import MultiTaskModel
 from forkpoint.learner.probe import ProbeFit, fit_probe
-from forkpoint.learner.profile import Candidate, plot_profile, probe_candidate, run_profile, score_range
+from forkpoint.learner.parallel import open_executor
+from forkpoint.learner.profile import Candidate, ScoreJob, plot_profile, probe_candidate, run_profile, score_ranges
 from forkpoint.learner.select import beats, greedy_select
-from forkpoint.learner.train import accuracy, fit, num_evals, predict, resolve_device
+from forkpoint.learner.device import resolve_device
+from forkpoint.learner.train import accuracy, fit, num_evals, predict
 
 
 @dataclass
@@ -229,23 +231,25 @@ def add_task(
         t0 = time.perf_counter()
         if fixed is None:
             units = profile_candidates(bb, cfg)
-            phases.start("profile", len(units))
-            profile = run_profile(bb, units, caches, num_classes, cfg.profile, cfg.siamese, lambda c: phases.advance(), head_init)
-            t_profile = time.perf_counter() - t0
-            phases.start("select", 2 * (cfg.selection.max_blocks - 1))
+            with open_executor(cfg.workers) as executor:  # Ray only for workers > 1 (or RAY_ADDRESS)
+                phases.start("profile", len(units))
+                profile = run_profile(bb, units, caches, num_classes, cfg.profile, cfg.siamese, lambda c: phases.advance(),
+                                      head_init, executor)
+                t_profile = time.perf_counter() - t0
+                phases.start("select", 2 * (cfg.selection.max_blocks - 1))
+                job = ScoreJob(bb, caches, num_classes, cfg.profile, cfg.siamese, head_init)
 
-            def score(a: int, b: int) -> Candidate:
-                phases.advance()
-                return score_range(bb, a, b, caches, num_classes, cfg.profile, cfg.siamese, "greedy", head_init)
+                def score(options) -> list[Candidate]:
+                    return score_ranges(job, options, "greedy", executor, lambda c: phases.advance())
 
-            # The probe competes with the *trained* branch below, not with short profile runs:
-            # a profile run from the probe's head is still in its transient and scores under it.
-            if profile:
-                chosen, greedy = greedy_select(profile, score, bb.extra_cost_pct, n_units, cfg.selection)
-            elif probe_cand is not None and cfg.probe_candidate:
-                chosen = probe_cand
-            else:
-                raise ConfigError("nothing to profile and the probe is not a candidate: widen --candidates")
+                # The probe competes with the *trained* branch below, not with short profile runs:
+                # a profile run from the probe's head is still in its transient and scores under it.
+                if profile:
+                    chosen, greedy = greedy_select(profile, score, bb.extra_cost_pct, n_units, cfg.selection)
+                elif probe_cand is not None and cfg.probe_candidate:
+                    chosen = probe_cand
+                else:
+                    raise ConfigError("nothing to profile and the probe is not a candidate: widen --candidates")
             start, stop = chosen.start, chosen.stop
             t_select = time.perf_counter() - t0 - t_profile
         else:

@@ -4,7 +4,9 @@ Inputs come from :class:`PrefixCache` at the branch's fork depth, so the frozen 
 is never recomputed per epoch. The schedule is counted in optimizer steps: ``epochs`` is
 what the user asks for, ``min_steps`` a floor so that two epochs of 200 images still
 converge. Validation is scored a bounded number of times and the best state (accuracy,
-then loss) is kept. Seeded and deterministic on CPU; bf16 autocast on CUDA.
+then loss) is kept. Seeded and deterministic on CPU (and on CUDA, whose kernels
+``device.resolve_device`` makes deterministic); training steps use bf16 autocast on CUDA,
+scoring stays fp32.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import torch.nn.functional as F
 from forkpoint.learner.backbone import Backbone
 from forkpoint.learner.branch import Branch
 from forkpoint.learner.cache import PrefixCache
+from forkpoint.learner.device import synchronize
 from forkpoint.contract.errors import ConfigError
 
 
@@ -77,19 +80,9 @@ class Scores:
     correct: torch.Tensor
 
 
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """'auto' -> CUDA when present, else CPU; an explicit 'cuda' without a GPU is an error."""
-    name = str(device)
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was asked for but no CUDA GPU is visible: use --device cpu or auto")
-    if name not in ("cpu",) and not name.startswith("cuda"):
-        raise ConfigError(f"unknown device '{name}': use auto, cpu or cuda")
-    return torch.device(name)
-
-
 def autocast_for(device: torch.device):
+    """bf16 autocast for training steps on CUDA; scoring (``logits_of``) always runs in fp32,
+    the precision ``predict`` and the server use, so recorded accuracies are what serving gives."""
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
@@ -101,12 +94,12 @@ def branch_logits(backbone: Backbone, branch: Branch, h: torch.Tensor, trunk_fea
 
 @torch.no_grad()
 def logits_of(backbone: Backbone, branch: Branch, cache: PrefixCache, batch_size: int = 256) -> torch.Tensor:
-    """Float32 logits of ``branch`` for every image in ``cache``'s split (CPU)."""
-    device = cache.device
+    """Float32 logits of ``branch`` for every image in ``cache``'s split (CPU), computed in
+    fp32 on every device: validation scores and test accuracy are what fp32 serving reproduces."""
     trunk = cache.trunk_features() if branch.spec.siamese else None
     out = torch.empty(len(cache), branch.spec.num_classes)
     order = torch.arange(len(cache))
-    with autocast_for(device):
+    with torch.autocast(cache.device.type, enabled=False):  # whatever context the caller is in
         for idx, h in cache.batches(branch.spec.start, order, batch_size):
             tf = trunk[idx.to(trunk.device)] if trunk is not None else None
             out[idx] = branch_logits(backbone, branch, h, tf).float().cpu()
@@ -166,8 +159,11 @@ def fit(
 
     keeper = KeepBest(cfg)
     history: list[dict] = []
+    synchronize(device)
     t0 = time.perf_counter()
-    step, total_loss, seen = 0, 0.0, 0
+    # the running loss stays on the device: reading it every step would sync CUDA each step
+    step, seen = 0, 0
+    total_loss = torch.zeros((), dtype=torch.float64, device=device)
     try:
         while step < total_steps:
             order = torch.randperm(len(train), generator=gen)
@@ -182,15 +178,16 @@ def fit(
                 opt.step()
                 sched.step()
                 step += 1
-                total_loss += float(loss.detach()) * len(idx)
+                total_loss += loss.detach().double() * len(idx)
                 seen += len(idx)
                 at_end = step >= total_steps
                 if not (at_end or (cfg.keep_best_epoch and step % eval_every == 0)):
                     continue
                 branch.adapt_batchnorm(False)
                 last = score(backbone, branch, val, y_val)
-                history.append({"step": step, "loss": total_loss / max(seen, 1), "val_acc": last.acc, "val_loss": last.loss})
-                total_loss, seen = 0.0, 0
+                history.append({"step": step, "loss": float(total_loss) / max(seen, 1), "val_acc": last.acc, "val_loss": last.loss})
+                total_loss.zero_()
+                seen = 0
                 stop = keeper.update(branch, (last.acc, -last.loss), at_end, last.correct)
                 if on_epoch is not None:
                     on_epoch(keeper.evals, last.acc)
@@ -203,6 +200,7 @@ def fit(
         if fast:
             branch.to(memory_format=torch.contiguous_format)
     keeper.restore(branch)
+    synchronize(device)
     return FitResult(keeper.best[0], keeper.best_eval, keeper.evals, time.perf_counter() - t0, history, -keeper.best[1], step, keeper.extra)
 
 

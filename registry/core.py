@@ -44,7 +44,8 @@ from forkpoint.registry.errors import (
 from forkpoint.registry.evidence import LIVE_ACTIONS
 from forkpoint.registry.maintenance import GC_GRACE_S, MaintenanceMixin  # noqa: F401 - GC_GRACE_S re-exported
 from forkpoint.registry.migrate import upgrade
-from forkpoint.registry.models import AuditEvent, Backbone, Task, TaskVersion
+from forkpoint.registry.models import AuditEvent, Backbone, RegistrySetting, Task, TaskVersion
+from forkpoint.registry.objectstore import check_url, open_store, probe
 from forkpoint.registry.provenance import default_actor
 from forkpoint.registry.records import (
     AuditRecord,
@@ -79,18 +80,29 @@ class Registry(VersionsMixin, ServingMixin, MaintenanceMixin):
         self.engine = engine
         self._writer = engine.execution_options(**WRITE)
         self.store: WeightStore = store if store is not None else LocalObjectStore(home / "objects")
+        self.store_url: str | None = None  # the database's store_url setting (None: home/objects)
 
     # ---- lifecycle -------------------------------------------------------------
 
     @classmethod
-    def open(cls, home: Path | str, db_url: str | None = None, store: WeightStore | None = None) -> "Registry":
+    def open(cls, home: Path | str, db_url: str | None = None, store: WeightStore | None = None, *,
+             store_url: str | None = None) -> "Registry":
         """Open (creating and migrating as needed) the registry at ``home``.
 
         ``db_url`` None means SQLite at ``home/registry.db``; otherwise any
-        ``sqlite:///…`` or ``postgresql+psycopg://…`` URL. ``store`` None keeps weights
-        in ``home/objects``. Nothing is created under ``home`` unless the database is reachable.
+        ``sqlite:///…`` or ``postgresql+psycopg://…`` URL. Weights live where the database
+        says (its ``store_url`` setting, so every machine sharing it finds the same store),
+        else in ``home/objects``. ``store_url`` (``s3://bucket/prefix``, ``file:///path``, any
+        fsspec URL) records that setting on a registry that has none and holds no weights yet;
+        a different recorded URL is refused. ``store`` overrides both (tests, tools).
+        Nothing is created under ``home`` unless the database is reachable.
         """
         home = Path(home).expanduser().resolve()
+        if store_url is not None:  # a bad or unreachable store fails before anything is created or migrated
+            store_url = check_url(store_url)
+            if store is None:
+                store = open_store(store_url)
+                probe(store)
         if db_url is None:
             home.mkdir(parents=True, exist_ok=True)
             db_url = default_url(home)
@@ -102,8 +114,17 @@ class Registry(VersionsMixin, ServingMixin, MaintenanceMixin):
             raise DatabaseUnavailableError(
                 f"cannot migrate {shown(db_url)} to the current schema ({_first_line(e)}): check the URL points at a forkpoint registry database"
             ) from None
+        try:
+            recorded = _recorded_store_url(engine, db_url, store_url)
+            if store is None and recorded is not None:
+                store = open_store(recorded)
+        except BaseException:
+            engine.dispose()
+            raise
         home.mkdir(parents=True, exist_ok=True)
-        return cls(home, engine, db_url, store)
+        reg = cls(home, engine, db_url, store)
+        reg.store_url = recorded
+        return reg
 
     def close(self) -> None:
         self.engine.dispose()
@@ -459,6 +480,39 @@ class Registry(VersionsMixin, ServingMixin, MaintenanceMixin):
         events = s.exec(select(AuditEvent).where(AuditEvent.task == t.name,
                                                  AuditEvent.action.in_(LIVE_ACTIONS))).all()  # type: ignore[attr-defined]
         return {e.details["live_after"] for e in events if e.details.get("live_after") is not None}
+
+
+STORE_URL = "store_url"  # registry_setting name (0005)
+
+
+def _recorded_store_url(engine: sa.Engine, db_url: str, wanted: str | None) -> str | None:
+    """The database's store URL; with ``wanted`` (checked and probed by the caller), record it if none is set.
+
+    A registry's store is chosen once: a different URL, or a first URL on a registry that
+    already holds weights in its home's ``objects/``, would strand those weights, so both are refused."""
+    with _db_errors(db_url), Session(engine) as s:
+        row = s.get(RegistrySetting, STORE_URL)
+        recorded = row.value if row is not None else None
+    if wanted is None:
+        return recorded
+    if recorded is not None:
+        if recorded != wanted:
+            raise InvalidInputError(f"this registry keeps its weights in {recorded}, not {wanted}: "
+                                    "drop --store (it is read from the database) or use a new --db/--home for another store")
+        return recorded
+    with _db_errors(db_url), Session(engine) as s:
+        held = s.exec(select(sa.func.count()).select_from(TaskVersion)).one() + s.exec(
+            select(sa.func.count()).select_from(Backbone).where(Backbone.trunk_sha256.is_not(None))).one()  # type: ignore[union-attr]
+    if held:
+        raise InvalidInputError(f"this registry already holds {held} weights object(s) in its home's objects/: "
+                                f"a store is chosen at init; use a new --db/--home for {wanted}")
+    try:
+        with _db_errors(db_url), Session(engine.execution_options(**WRITE)) as s:
+            s.add(RegistrySetting(name=STORE_URL, value=wanted, actor=default_actor(), set_at=_now()))
+            s.commit()
+    except IntegrityError:  # another init recorded one first: agree with it or refuse
+        return _recorded_store_url(engine, db_url, wanted)
+    return wanted
 
 
 def _first_line(e: BaseException) -> str:

@@ -78,3 +78,7 @@ class LivePointerError(RegistryError):
     """A task's live pointer names a version that does not exist (a registry fault, not bad input)."""
 
     exit_code = 1
+
+
+class StoreUnavailableError(RegistryError):
+    """The object store named by the registry's store URL cannot be reached, listed or read."""

@@ -136,3 +136,15 @@ class ObjectClaim(SQLModel, table=True):
     sha256: str = Field(sa_type=SHA, nullable=False, index=True)
     claimed_at: datetime = _when()
     actor: str = Field(sa_type=sa.String(200), nullable=False)
+
+
+class RegistrySetting(SQLModel, table=True):
+    """A registry-wide setting every machine sharing the database must agree on (0005):
+    ``store_url``, where the weights live. Written once (by ``init``), never changed in place."""
+
+    __tablename__ = "registry_setting"
+
+    name: str = Field(sa_type=sa.String(64), primary_key=True)
+    value: str = Field(sa_type=sa.Text(), nullable=False)
+    actor: str = Field(sa_type=sa.String(200), nullable=False)
+    set_at: datetime = _when()

@@ -66,7 +66,7 @@ def stream_group() -> None:
 @click.option("--candidates", default=None, metavar="LO:HI", help="SubTuning: profile only units LO..HI-1 (default: the units whose fork fits the cost budget).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--lr", type=float, default=1e-3, show_default=True, help="Baselines' learning rate (Adam).")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda[:N]", help="auto (CUDA when usable, else CPU), cpu, cuda or cuda:N.")
 @click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), envvar="FORKPOINT_DATA", default=Path("data"), show_default=True,
               help="Where the built-in datasets are prepared (env FORKPOINT_DATA).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,

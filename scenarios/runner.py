@@ -9,7 +9,6 @@ written.
 
 from __future__ import annotations
 
-import time
 import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -21,7 +20,7 @@ from forkpoint.contract.branch import UnitRange
 from forkpoint.contract.errors import ConfigError, ForgettingError
 from forkpoint.learner import AddTaskConfig, Backbone, MultiTaskModel, add_task_config, load_backbone
 from forkpoint.learner.data import to_input
-from forkpoint.learner.train import resolve_device
+from forkpoint.learner.device import Stopwatch, resolve_device
 from forkpoint.scenarios.baselines import AVALANCHE_BASELINES, STRATEGIES, BaselineConfig, make_baseline
 from forkpoint.scenarios.benchmark import build_benchmark
 from forkpoint.scenarios.metrics import (
@@ -147,9 +146,9 @@ def run_strategy(
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning, module="avalanche")  # Avalanche's own internals
         for i, experience in enumerate(benchmark.train_stream):
-            t0 = time.perf_counter()
-            strategy.train(experience, eval_streams=[])
-            seconds.append(time.perf_counter() - t0)
+            with Stopwatch(device) as sw:
+                strategy.train(experience, eval_streams=[])
+            seconds.append(sw.seconds)
             strategy.eval(benchmark.test_stream[: i + 1])
             steps = i + 1
             if check is not None and check.violations:

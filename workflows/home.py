@@ -228,6 +228,7 @@ def init_home(
     resolution: int | None = None,
     actor: str | None = None,
     random_init: bool = False,
+    store: str | None = None,
 ) -> InitResult:
     """Create (or re-open) a home and register its trunk; a different trunk in the same home is refused.
 
@@ -235,6 +236,11 @@ def init_home(
     ``weights``) is refused unless ``random_init`` says it is meant (tests): a random trunk
     makes every task worse and locks the home. A home whose registered trunk is random-init
     and holds no task may be initialised again with another trunk (the mistake is undone).
+
+    ``store`` (``s3://bucket/prefix``, ``file:///path``, any fsspec URL) puts the weights there
+    instead of ``<home>/objects``; it is recorded in the database, so every home opened on the
+    same database uses it. The store is probed (written, listed, deleted from) before anything
+    is created; a registry that already records another store refuses.
     """
     from forkpoint.learner import load_backbone
 
@@ -242,6 +248,10 @@ def init_home(
         raise ConfigError(f"resolution {resolution} px is too small for a CNN trunk: use --resolution 16 or more")
     path = resolve_home(home)
     notes: tuple[str, ...] = ()
+    if store is not None:
+        from forkpoint.registry.objectstore import check_url
+
+        store = check_url(store)  # malformed: fail at once; Registry.open probes it before creating anything
     with writable_home(path):
         backbone = load_backbone(arch, weights=weights, resolution=resolution)
         if backbone.weights_source == RANDOM_INIT and not random_init:
@@ -249,7 +259,7 @@ def init_home(
                 f"{arch} has no pretrained weights here, so its trunk would be random: pass --weights PATH "
                 f"(a local .safetensors/state-dict file), or --random-init if a random trunk is meant (tests only)"
             )
-        registry = Registry.open(path, db)
+        registry = Registry.open(path, db, store_url=store)
         try:
             existing = _only_backbone(registry, path)
             if existing is not None and (existing.fingerprint, existing.resolution) != (backbone.fingerprint(), backbone.resolution):

@@ -107,13 +107,14 @@ def predict_images(
     for batch in probabilities(live, paths, names, batch_size):
         chunk, probs = batch.paths, batch.probs
         for row, path in enumerate(chunk):
-            per_task = {}
-            for t in names:
-                classes = live.model.class_names[t]
-                p = probs[t][row]
-                k = min(top_k, len(classes))
-                values, idx = torch.topk(p, k)
-                top = tuple((classes[j], float(v)) for v, j in zip(values.tolist(), idx.tolist()))
-                per_task[t] = TaskPrediction(top[0][0], int(idx[0]), top[0][1], top)
+            per_task = {t: top_prediction(probs[t][row], live.model.class_names[t], top_k) for t in names}
             out.append(ImagePrediction(str(path), per_task))
     return out
+
+
+def top_prediction(p: torch.Tensor, classes: list[str], top_k: int) -> TaskPrediction:
+    """One image's answer for one task from its softmax row: the best class and the top ``top_k``
+    (also what ``forkpoint serve`` answers, so both speak the same JSON)."""
+    values, idx = torch.topk(p, min(top_k, len(classes)))
+    top = tuple((classes[j], float(v)) for v, j in zip(values.tolist(), idx.tolist()))
+    return TaskPrediction(top[0][0], int(idx[0]), top[0][1], top)

@@ -78,7 +78,7 @@ SLOW_CPU_PX = 160  # at or above this, CPU training is slow enough to say so
 
 def slow_cpu_note(home: Home, device: str, n_train: int) -> str | None:
     """One line when training will run on CPU at a large resolution: what it costs and the way out."""
-    from forkpoint.learner.train import resolve_device
+    from forkpoint.learner.device import resolve_device
 
     px = home.record.resolution
     if px < SLOW_CPU_PX or str(resolve_device(device)) != "cpu":
