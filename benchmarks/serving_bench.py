@@ -8,16 +8,17 @@ on the four built-in datasets (each twice, other seed), registered through the s
 15:16) and one short epoch, so setup takes about a minute. Requests carry one real test
 image each (PNG bytes, decoded by the server like any upload).
 
-For 1, 4 and 8 live tasks, a real uvicorn server runs in its own process (one torch
-thread; the load generator has the other core) in two modes: ``shared`` (the server as
-shipped: one forked pass over every task, micro-batched) and ``separate`` (the same
-tasks as N separate full models, each its own trunk copy, run one after another on the
-same micro-batches). The load generator is closed-loop and bounded: ``concurrency``
+For 1, 4 and 8 live tasks, two real uvicorn servers run side by side, each in its own
+process with one torch thread: ``shared`` (the server as shipped: one forked pass over
+every task, micro-batched) and ``separate`` (the same tasks as N separate full models,
+each its own trunk copy, run one after another on the same micro-batches). Cells
+alternate between the two, so a change in the machine's load hits both modes alike. The load generator is closed-loop and bounded: ``concurrency``
 clients, each sending its next request when the previous answer arrives, for a fixed
 time (after a warm-up), and at most ``max_requests`` requests; it always stops by itself.
 
 ``--publish`` writes ``benchmarks/results/serving/cpu.json`` and regenerates the table in
-``docs/serving.md`` between its markers from that JSON (never edit the table by hand).
+``docs/serving.md`` between its markers from that JSON (never edit the table by hand);
+``--from-json FILE --publish`` regenerates them from an earlier run without measuring.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ BEGIN = "<!-- serving:figures:begin (written by `python -m forkpoint.benchmarks.
 END = "<!-- serving:figures:end -->"
 
 DATASETS = ("mnist", "fashion", "digits", "animals")
-BRANCHES = ((15, 16), (14, 16), (13, 16))  # half-open unit ranges of Lite0's 16 blocks: late forks
+BRANCHES = ((15, 16), (14, 16), (13, 16))
+MODES = ("shared", "separate")  # half-open unit ranges of Lite0's 16 blocks: late forks
 
 
 def task_plan(n: int) -> list[tuple[str, str, tuple[int, int], int]]:
@@ -193,33 +195,44 @@ def drive(url: str, images: list[bytes], concurrency: int, seconds: float, warmu
             "mean_batch_images": round((s1 - s0) / (c1 - c0), 2) if c1 > c0 else None}
 
 
-def measure(home: Path, tasks: list[str], mode: str, images: list[bytes], concurrencies: tuple[int, ...],
-            seconds: float, warmup: float, max_requests: int) -> list[dict]:
+def _free_port() -> int:
     import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+        return s.getsockname()[1]
+
+
+def measure(home: Path, tasks: list[str], images: list[bytes], concurrencies: tuple[int, ...],
+            seconds: float, warmup: float, max_requests: int) -> list[dict]:
+    """Both servers for ``tasks`` (shared, separate) side by side; cells alternate between them, so a
+    change in the machine's load hits both modes alike."""
     ctx = mp.get_context("spawn")
-    ready, stop = ctx.Event(), ctx.Event()
-    child = ctx.Process(target=_serve, args=(str(home), tasks, mode, port, ready, stop), daemon=True)
-    child.start()
+    stop, servers = ctx.Event(), {}
+    for mode in MODES:
+        ready, port = ctx.Event(), _free_port()
+        child = ctx.Process(target=_serve, args=(str(home), tasks, mode, port, ready, stop), daemon=True)
+        child.start()
+        servers[mode] = (child, ready, port)
     try:
-        if not ready.wait(300):
-            raise RuntimeError(f"the {mode} server for {len(tasks)} task(s) did not start in 300 s")
+        for mode, (child, ready, _) in servers.items():
+            if not ready.wait(300):
+                raise RuntimeError(f"the {mode} server for {len(tasks)} task(s) did not start in 300 s")
         rows = []
         for c in concurrencies:
-            row = {"tasks": len(tasks), "mode": mode, "concurrency": c,
-                   **drive(f"http://127.0.0.1:{port}", images, c, seconds, warmup, max_requests)}
-            click.echo(f"  {len(tasks)} task(s), {mode}, concurrency {c}: {row['rps']} req/s, "
-                       f"p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms, batch {row['mean_batch_images']}", err=True)
-            rows.append(row)
+            for mode, (_, _, port) in servers.items():
+                row = {"tasks": len(tasks), "mode": mode, "concurrency": c,
+                       **drive(f"http://127.0.0.1:{port}", images, c, seconds, warmup, max_requests)}
+                click.echo(f"  {len(tasks)} task(s), {mode}, concurrency {c}: {row['rps']} req/s, "
+                           f"p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms, batch {row['mean_batch_images']}", err=True)
+                rows.append(row)
         return rows
     finally:
         stop.set()
-        child.join(60)
-        if child.is_alive():
-            child.kill()
+        for child, _, _ in servers.values():
+            child.join(60)
+            if child.is_alive():
+                child.kill()
 
 
 # ---- figures --------------------------------------------------------------------------------------
@@ -280,7 +293,6 @@ def run(quick: bool, out: Path, data_root: Path) -> dict:
     import torch
 
     from forkpoint.benchmarks.machine import machine_info
-    from forkpoint.learner import MultiTaskModel  # noqa: F401 - fail before training on a broken install
     from forkpoint.workflows.home import open_home
     from forkpoint.workflows.live import load_live_model
     from forkpoint.workflows.samples import write_samples
@@ -302,8 +314,7 @@ def run(quick: bool, out: Path, data_root: Path) -> dict:
             cost = {str(n): {"shared": round(live.model.total_cost_pct(names[:n]), 1), "separate": 100.0 * n} for n in counts}
         results = []
         for n in counts:
-            for mode in ("shared", "separate"):
-                results += measure(home, names[:n], mode, images, concurrencies, seconds, warmup, max_requests)
+            results += measure(home, names[:n], images, concurrencies, seconds, warmup, max_requests)
     try:
         load_end = round(os.getloadavg()[0], 2)
     except OSError:
@@ -325,9 +336,11 @@ def run(quick: bool, out: Path, data_root: Path) -> dict:
 @click.option("--publish", is_flag=True, help="Also write benchmarks/results/serving/cpu.json and the table in docs/serving.md.")
 @click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), envvar="FORKPOINT_DATA", default=Path("data"),
               show_default=True)
-def serving_bench(quick: bool, out: Path, publish: bool, data_root: Path) -> None:
+@click.option("--from-json", "from_json", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Do not measure: render (and with --publish, publish) this earlier results file.")
+def serving_bench(quick: bool, out: Path, publish: bool, data_root: Path, from_json: Path | None) -> None:
     """Requests/s and p50/p99 latency of `forkpoint serve` for 1, 4, 8 tasks vs N separate models."""
-    rec = run(quick, out, data_root)
+    rec = json.loads(from_json.read_text()) if from_json is not None else run(quick, out, data_root)
     if publish:
         publish_figures(rec)
     click.echo(render(rec))

@@ -166,12 +166,16 @@ def table(results: dict[str, Any]) -> str:
     for r in results["steps"]:
         ops = ", ".join(f"{k} {v}" for k, v in r["ops"].items())
         lines.append(f"| `{r['step']}` | {r['requests']} | {ops} | {_kb(r['bytes_uploaded'])} | "
-                     f"{_kb(r['bytes_downloaded'])} | {_kb(r['bucket_bytes_added'])} | {r['bucket_objects']} objects, {_kb(r['bucket_bytes'])} |")
+                     f"{_kb(r['bytes_downloaded'])} | {_kb(r['bucket_bytes_added'])} | {_count(r['bucket_objects'], 'object')}, {_kb(r['bucket_bytes'])} |")
     m = results.get("machine", {})
     lines.append("")
     lines.append(f"Measured {m.get('date', '?')} on {m.get('host_cpu', '?')} ({m.get('cpu_count', '?')} cores), "
                  f"commit {m.get('git_commit', '?')}; results: `benchmarks/results/store/cpu.json`.")
     return "\n".join(lines)
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}" + ("" if n == 1 else "s")
 
 
 def _kb(n: int) -> str:

@@ -41,7 +41,8 @@ def export(state: State, fmt: str, task_names: tuple[str, ...], out: Path, onnx_
         if fmt == "onnx":
             from forkpoint.serving.onnx_export import export_onnx
 
-            state.note(f"exporting {len(live.tasks)} task(s) to ONNX ({onnx_exporter} exporter; dynamo takes ~20 s on one core)...")
+            how = "the TorchScript-based exporter" if onnx_exporter == "torchscript" else "the dynamo exporter (~20 s a core)"
+            state.note(f"exporting {len(live.tasks)} task(s) to ONNX with {how}...")
             result = export_onnx(live, target, exporter=onnx_exporter)
         else:
             from forkpoint.serving.export_torchscript import export_torchscript

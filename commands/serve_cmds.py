@@ -49,7 +49,7 @@ def _token(var: str | None) -> str | None:
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback by default; "
               "anything else should come with --token-env).")
-@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 @click.option("--task", "task_names", multiple=True, metavar="NAME",
               help="Serve only these tasks (repeatable). Default: every live task, including tasks added later.")
 @click.option("--token-env", metavar="VAR", help="Require 'Authorization: Bearer <token>' on every request, the token "
@@ -76,7 +76,6 @@ def serve(state: State, host: str, port: int, task_names: tuple[str, ...], token
     from forkpoint.learner.device import resolve_device
     from forkpoint.serving.app import ServeConfig, create_app
     from forkpoint.serving.uploads import Limits
-    from forkpoint.workflows.live import load_live_model  # noqa: F401 - fail fast on a broken install
 
     token = _token(token_env)
     with state.open() as home:  # the home, its trunk and every --task are checked before binding (exit 2 naming the fix)

@@ -6,10 +6,11 @@ Builds a small real home in a temp folder (the embedded Lite0 trunk at 32 px, th
 tasks on 20 images per class, one epoch: digits gets a fixed-branch v1, a profiled v2, a
 rollback and a promote; plus a short real stream run), serves the UI on a loopback port
 and photographs four pages in headless chromium (Debian's ``chromium`` +
-``chromium-driver``, driven by selenium). About two minutes on two CPU cores, offline.
+``chromium-driver``, driven by selenium). A few minutes on two CPU cores, offline.
 
     .venv/bin/python scripts/ui-screenshots.py                 # writes docs/img/ui-*.png
-    .venv/bin/python scripts/ui-screenshots.py --out /tmp/shots --home ~/forkpoint-tutorial --reports runs
+    .venv/bin/python scripts/ui-screenshots.py --workdir /tmp/ui-home     # keep the home: a rerun only photographs
+    .venv/bin/python scripts/ui-screenshots.py --out /tmp/shots --home ~/forkpoint-tutorial --reports runs --run NAME
 
 ``tests/ui`` imports :func:`capture`, :func:`headless_chrome` and :func:`serve` from here, so
 the test suite runs the same code on its own home.
@@ -32,7 +33,7 @@ from typing import Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
-WIDTH, MAX_HEIGHT = 1280, 1500
+WIDTH, MAX_HEIGHT = 1280, 1900
 SHOTS = {  # file name -> (what, path template)
     "ui-tasks.png": ("tasks", "/"),
     "ui-task.png": ("task", "/ui/tasks/{task}"),
@@ -108,8 +109,9 @@ def screenshot(driver, url: str, path: Path, max_height: int = MAX_HEIGHT) -> Pa
     driver.get(url)
     driver.execute_script("return document.readyState")
     wait_for_images(driver)
-    height = int(driver.execute_script("return document.documentElement.scrollHeight"))
-    driver.set_window_size(WIDTH, max(600, min(height, max_height)))
+    height, chrome = driver.execute_script(
+        "return [Math.ceil(document.body.getBoundingClientRect().height), window.outerHeight - window.innerHeight]")
+    driver.set_window_size(WIDTH, max(300, min(int(height) + int(chrome), max_height)))
     path.parent.mkdir(parents=True, exist_ok=True)
     if not driver.save_screenshot(str(path)):
         raise RuntimeError(f"chromium could not write {path}")
@@ -147,40 +149,48 @@ def forkpoint(home: Path | None, *args: str) -> None:
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
 
 
-def build_home(home: Path, reports: Path) -> tuple[str, str]:
-    """Three real tasks (digits twice, with a rollback and a promote) and one stream run; returns (task, run) to show."""
+RUN = "stream-domains"
+
+
+def build_home(home: Path, reports: Path) -> None:
+    """Three real tasks (digits twice, with a rollback and a promote) and one stream run (``reports/RUN``)."""
     quick = ["--limit-per-class", "20", "--val-limit-per-class", "10", "--epochs", "1", "--patience", "0"]
     forkpoint(home, "init", "--resolution", "32")
     forkpoint(home, "add-task", "mnist", "--data", "mnist", "--branch", "14:15", *quick, "--description", "handwritten digits (MNIST)")
     forkpoint(home, "add-task", "animals", "--data", "animals", "--branch", "15:15", *quick, "--description", "animal silhouettes")
-    forkpoint(home, "add-task", "digits", "--data", "digits", "--branch", "15:15", *quick, "--description", "8x8 digits, fixed branch")
+    forkpoint(home, "add-task", "digits", "--data", "digits", "--branch", "15:15", *quick, "--description", "scikit-learn 8x8 digits")
     forkpoint(home, "add-task", "digits", "--data", "digits", "--candidates", "12:16", "--profile-epochs", "1",
               "--budget-blocks", "2", "--no-probe", "--seed", "1", *quick, "--description", "profiled blocks 12-15")
     forkpoint(home, "rollback", "digits", "--to", "1")
     forkpoint(home, "promote", "digits", "2")
-    run = "stream-domains"
     forkpoint(None, "stream", "run", "-b", "domains", "--tasks", "3", "--strategy", "subtuning,linear", "--candidates", "15:16",
-              "--per-class", "10", "--test-per-class", "10", "--epochs", "1", "--resolution", "32", "--out", str(reports / run))
-    return "digits", run
+              "--per-class", "10", "--test-per-class", "10", "--epochs", "1", "--resolution", "32", "--out", str(reports / RUN))
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "img", help="where the PNGs go (default: docs/img)")
-    ap.add_argument("--home", type=Path, help="photograph this home instead of building one (with --task, --run)")
+    ap.add_argument("--workdir", type=Path, help="build the home and the stream run here and keep them; reused when "
+                    "already built (default: a temporary folder)")
+    ap.add_argument("--home", type=Path, help="photograph this existing home instead (with --reports, --task, --run)")
     ap.add_argument("--reports", type=Path, help="its stream-run reports folder")
-    ap.add_argument("--task", default="digits", help="the task page to photograph")
-    ap.add_argument("--run", help="the stream run to photograph (a folder name under --reports)")
+    ap.add_argument("--task", default="digits", help="the task page to photograph (with --home)")
+    ap.add_argument("--run", default="", help="the stream run to photograph (a folder name under --reports)")
     args = ap.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     with tempfile.TemporaryDirectory(prefix="forkpoint-ui-") as tmp:
-        os.environ.setdefault("FORKPOINT_DATA", str(Path(tmp) / "data"))
-        if args.home is None:
-            home, reports = Path(tmp) / "home", Path(tmp) / "runs"
-            task, run = build_home(home, reports)
+        work = (args.workdir or Path(tmp)).resolve()
+        os.environ.setdefault("FORKPOINT_DATA", str(work / "data"))
+        if args.home is not None:
+            home, reports, task, run = args.home, args.reports, args.task, args.run
         else:
-            home, reports, task = args.home, args.reports, args.task
-            run = args.run or ""
+            home, reports = work / "home", work / "runs"
+            task, run = "digits", RUN
+            if not (work / "built").is_file():
+                shutil.rmtree(home, ignore_errors=True)
+                shutil.rmtree(reports, ignore_errors=True)
+                build_home(home, reports)
+                (work / "built").write_text("ok\n")
         with serve(ui_app(home, reports)) as url:
             written = capture(url, args.out, task, run)
     for path in written.values():

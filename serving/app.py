@@ -15,18 +15,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from contextlib import AbstractContextManager, asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from forkpoint.contract.errors import DataError, ForkpointError
+from forkpoint.contract.errors import ConfigError, DataError, ForkpointError
+from forkpoint.contract.names import InvalidNameError
 from forkpoint.registry import UnknownTaskError, UnknownVersionError
+from forkpoint.registry.errors import DatabaseUnavailableError
 from forkpoint.serving.batcher import Answer, MicroBatcher, QueueFullError, UnknownServedTaskError
 from forkpoint.serving.follow import POLL_S, Follower
 from forkpoint.serving.guard import BodyTooLarge, Guard
@@ -57,10 +59,10 @@ class NotReadyError(ForkpointError):
 
 
 STATUS: list[tuple[type[BaseException], int]] = [
-    (QueueFullError, 503), (NotReadyError, 503), (TooLargeError, 413), (BadImageError, 415),
-    (UnknownServedTaskError, 404), (UnknownTaskError, 404), (UnknownVersionError, 404),
-    (BadRequestError, 400), (DataError, 400),
-]
+    (QueueFullError, 503), (NotReadyError, 503), (DatabaseUnavailableError, 503), (TooLargeError, 413),
+    (BadImageError, 415), (UnknownServedTaskError, 404), (UnknownTaskError, 404), (UnknownVersionError, 404),
+    (BadRequestError, 400), (DataError, 400), (ConfigError, 400), (InvalidNameError, 400),
+]  # any other ForkpointError is the server's problem (a failed check): 500
 
 
 def status_of(e: BaseException) -> int:
@@ -97,8 +99,19 @@ class Server:
         for part in (self.follower, self.batcher):
             if part is not None:
                 part.stop()
+        home, self.home = self.home, None
+        if home is not None:
+            home.close()
+
+    @contextmanager
+    def shared_home(self) -> Iterator[Home]:
+        """The server's open home for readers (the web UI): one engine, the trunk built once; never closed
+        by them. Before the server has started (or after it stopped) a fresh home is opened and closed."""
         if self.home is not None:
-            self.home.close()
+            yield self.home
+            return
+        with self.open_home() as home:
+            yield home
 
     def served(self):
         if self.follower is None or not self.follower.ready:
@@ -108,7 +121,7 @@ class Server:
 
 def create_app(open_home: Callable[[], Home], config: ServeConfig | None = None) -> Guard:
     """The ASGI app. ``open_home()`` returns an open :class:`Home` (a context manager); the server
-    keeps one open while it runs and the web UI opens its own per request."""
+    keeps one open while it runs, and the web UI reads through that same one."""
     config = config or ServeConfig()
     server = Server(open_home, config)
 
@@ -123,7 +136,7 @@ def create_app(open_home: Callable[[], Home], config: ServeConfig | None = None)
     app = FastAPI(title="forkpoint", lifespan=lifespan, docs_url="/v1/docs", redoc_url=None, openapi_url="/v1/openapi.json")
     app.state.server = server
     _api_routes(app, server)
-    _mount_ui(app, open_home, config.reports_dir)
+    _mount_ui(app, server.shared_home, config.reports_dir)
     guard = Guard(app, server.metrics, config.token, config.limits.max_request_bytes)
     guard.state = app.state  # type: ignore[attr-defined]  # tests and the CLI reach the server through it
     return guard
@@ -148,6 +161,11 @@ def _api_routes(app: FastAPI, server: Server) -> None:
     async def forkpoint_error(request: Request, e: ForkpointError) -> JSONResponse:
         return error(e)
 
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, e: Exception) -> JSONResponse:
+        log.exception("internal error answering %s %s", request.method, request.url.path)
+        return JSONResponse({"error": f"internal error ({type(e).__name__}): see the server log and report it"}, status_code=500)
+
     @app.post("/v1/predict")
     async def predict(request: Request) -> JSONResponse:
         """Multipart: files in ``images`` (repeat the field), optional ``tasks`` (names, comma-separated or
@@ -165,21 +183,22 @@ def _api_routes(app: FastAPI, server: Server) -> None:
     def tasks() -> dict:
         from forkpoint.workflows.render import task_summary
 
-        home = server.home
         served = server.follower.current.versions if server.follower and server.follower.ready else {}
         rows = []
-        for t in home.registry.list_tasks():
-            if t.backbone_fingerprint != home.fingerprint or (server.config.tasks and t.name not in server.config.tasks):
-                continue
-            live = home.registry.show(t.name) if t.live_version is not None else None
-            rows.append({**task_summary(t, live), "served_version": served.get(t.name)})
-        return {"backbone_fingerprint": home.fingerprint, "tasks": rows}
+        with server.shared_home() as home:
+            for t in home.registry.list_tasks():
+                if t.backbone_fingerprint != home.fingerprint or (server.config.tasks and t.name not in server.config.tasks):
+                    continue
+                live = home.registry.show(t.name) if t.live_version is not None else None
+                rows.append({**task_summary(t, live), "served_version": served.get(t.name)})
+            return {"backbone_fingerprint": home.fingerprint, "tasks": rows}
 
     @app.get("/v1/tasks/{name}")
     def task(name: str) -> dict:
         from forkpoint.workflows.render import history_dict
 
-        h = server.home.registry.history(name)
+        with server.shared_home() as home:
+            h = home.registry.history(name)
         served = server.follower.current.versions if server.follower and server.follower.ready else {}
         return {**history_dict(h), "served_version": served.get(h.task.name)}
 
@@ -213,6 +232,8 @@ async def _read_form(request: Request, limits: Limits) -> tuple[list[Upload], li
     except Exception as e:  # malformed multipart, too many parts, ...
         if request.scope.get("forkpoint.body_too_large"):
             raise TooLargeError(f"request body is over the limit of {limits.max_request_bytes:,} bytes") from None
+        if "too many files" in str(e).lower():
+            raise TooLargeError(f"too many files in one request, over the limit of {limits.max_images}: split the request") from None
         raise BadRequestError(f"cannot read the request as multipart/form-data ({str(e) or type(e).__name__}): "
                               "send files in the field 'images', e.g. curl -F images=@x.png") from None
     try:

@@ -48,110 +48,124 @@ class NotFound(Exception):
     """An unknown run, strategy or plot: the same one-line 404 page as an unknown task."""
 
 
-def ui_router(open_home: Callable[[], ContextManager[Home]], reports_dir: Path | None = None) -> APIRouter:
-    """``GET /`` and everything under ``/ui/``: pages, PNG plots, static CSS. Read-only."""
-    env = environment()
-    plots = pages.PngCache()
-    router = APIRouter(include_in_schema=False)
-    reports_dir = Path(reports_dir).expanduser().resolve() if reports_dir is not None else None
+def number(version: str) -> int:
+    """A version number from a URL; anything else is the one-line 404, not a validation error in JSON."""
+    if not version.isdecimal() or not 0 < int(version) < 2**31:
+        raise NotFound(f"no version {version!r}: versions are numbered 1, 2, ...")
+    return int(version)
 
-    def render(template: str, active: str, http_status: int = 200, **context: Any) -> HTMLResponse:
-        html = env.get_template(template).render(active=active, **context)
+
+class UiViews:
+    """The UI's views over one home and one reports folder; every method is a GET endpoint."""
+
+    def __init__(self, open_home: Callable[[], ContextManager[Home]], reports_dir: Path | None) -> None:
+        self.open_home = open_home
+        self.reports_dir = Path(reports_dir).expanduser().resolve() if reports_dir is not None else None
+        self.env = environment()
+        self.plots = pages.PngCache()
+
+    # ---- rendering -------------------------------------------------------------------------
+
+    def render(self, template: str, active: str, http_status: int = 200, **context: Any) -> HTMLResponse:
+        html = self.env.get_template(template).render(active=active, **context)
         return HTMLResponse(html, status_code=http_status)
 
-    def not_found(message: str) -> HTMLResponse:
-        return render("error.html", "", http_status=404, title="not found", message=message)
+    def not_found(self, message: str) -> HTMLResponse:
+        return self.render("error.html", "", http_status=404, title="not found", message=message)
 
-    def page(template: str, active: str, build: Callable[[Home], dict[str, Any]]) -> HTMLResponse:
+    def page(self, template: str, active: str, build: Callable[[Home], dict[str, Any]]) -> HTMLResponse:
         """Open the home, build the page's data, render; registry look-up errors become the one-line 404."""
         try:
-            with open_home() as home:
+            with self.open_home() as home:
                 data = build(home)
-        except NOT_FOUND as exc:
-            return not_found(str(exc))
-        return render(template, active, **data)
+        except (*NOT_FOUND, NotFound) as exc:
+            return self.not_found(str(exc))
+        return self.render(template, active, **data)
 
-    def png(build: Callable[[], bytes | None], what: str) -> Response:
+    def png(self, build: Callable[[], bytes | None], what: str) -> Response:
         try:
             data = build()
         except (*NOT_FOUND, NotFound) as exc:
-            return not_found(str(exc))
+            return self.not_found(str(exc))
         if data is None:
-            return not_found(f"no {what}")
+            return self.not_found(f"no {what}")
         return Response(data, media_type="image/png", headers={"Cache-Control": "no-cache"})
 
-    @router.get("/", response_class=HTMLResponse)
-    def tasks() -> HTMLResponse:
-        return page("tasks.html", "tasks", pages.tasks_page)
+    # ---- registry pages ----------------------------------------------------------------------
 
-    @router.get("/ui", response_class=HTMLResponse)
-    @router.get("/ui/", response_class=HTMLResponse)
-    @router.get("/ui/tasks", response_class=HTMLResponse)
-    def tasks_alias() -> HTMLResponse:
-        return tasks()
+    def tasks(self) -> HTMLResponse:
+        return self.page("tasks.html", "tasks", pages.tasks_page)
 
-    @router.get("/ui/tasks/{name}", response_class=HTMLResponse)
-    def task(name: str) -> HTMLResponse:
-        return page("task.html", "tasks", lambda home: pages.task_page(home, name))
+    def task(self, name: str) -> HTMLResponse:
+        return self.page("task.html", "tasks", lambda home: pages.task_page(home, name))
 
-    @router.get("/ui/tasks/{name}/versions/{version}", response_class=HTMLResponse)
-    def version(name: str, version: int) -> HTMLResponse:
-        return page("version.html", "tasks", lambda home: pages.version_page(home, name, version))
+    def version(self, name: str, version: str) -> HTMLResponse:
+        return self.page("version.html", "tasks", lambda home: pages.version_page(home, name, number(version)))
 
-    @router.get("/ui/tasks/{name}/diff", response_class=HTMLResponse)
-    def diff(name: str, v1: int = Query(ge=1), v2: int = Query(ge=1)) -> HTMLResponse:
+    def diff(self, name: str, v1: int = Query(ge=1), v2: int = Query(ge=1)) -> HTMLResponse:
         def build(home: Home) -> dict[str, Any]:
             numbers = [v.version for v in home.registry.versions(name)]
             return {"name": name, "v1": v1, "v2": v2, "rows": pages.diff_rows(home, name, v1, v2), "numbers": numbers}
 
-        return page("diff.html", "tasks", build)
+        return self.page("diff.html", "tasks", build)
 
-    @router.get("/ui/tasks/{name}/versions/{version}/profile.png")
-    def profile(name: str, version: int) -> Response:
+    def profile(self, name: str, version: str) -> Response:
         def build() -> bytes | None:
-            with open_home() as home:
-                rec = home.registry.show(name, version)
-                return plots.get(("profile", rec.task, rec.version, rec.weights_sha256),
-                                 lambda: pages.profile_png(home, name, version))
+            with self.open_home() as home:
+                rec = home.registry.show(name, number(version))
+                return self.plots.get(("profile", rec.task, rec.version, rec.weights_sha256),
+                                      lambda: pages.profile_png(home, rec.task, rec.version))
 
-        return png(build, f"profile plot for {name} v{version} (a fixed --branch is not profiled)")
+        return self.png(build, f"profile plot for {name} v{version} (a fixed --branch is not profiled)")
 
-    @router.get("/ui/events", response_class=HTMLResponse)
-    def events(task: str | None = None, action: str | None = None, since: str | None = None,
+    def events(self, task: str | None = None, action: str | None = None, since: str | None = None,
                limit: int | None = Query(default=None, ge=1)) -> HTMLResponse:
-        return page("events.html", "audit log", lambda home: pages.events_page(home, task, action, since, limit))
+        return self.page("events.html", "audit log", lambda home: pages.events_page(home, task, action, since, limit))
 
-    def run_named(run: str) -> reports.RunFolder:
-        found = reports.find_runs(reports_dir).get(run)
+    # ---- stream reports ----------------------------------------------------------------------
+
+    def run_named(self, run: str) -> reports.RunFolder:
+        found = reports.find_runs(self.reports_dir).get(run)
         if found is None:
-            raise NotFound(f"no stream report named {run!r} under {reports_dir}" if reports_dir else
+            raise NotFound(f"no stream report named {run!r} under {self.reports_dir}" if self.reports_dir else
                            "no reports folder: start the server with --reports DIR")
         return found
 
-    @router.get("/ui/reports", response_class=HTMLResponse)
-    def report_list() -> HTMLResponse:
-        runs = [reports.summary(r) for r in reports.find_runs(reports_dir).values()]
-        return render("reports.html", "stream reports", runs=runs, reports_dir=str(reports_dir) if reports_dir else None)
+    def report_list(self) -> HTMLResponse:
+        runs = [reports.summary(r) for r in reports.find_runs(self.reports_dir).values()]
+        return self.render("reports.html", "stream reports", runs=runs,
+                           reports_dir=str(self.reports_dir) if self.reports_dir else None)
 
-    @router.get("/ui/reports/{run}", response_class=HTMLResponse)
-    def report(run: str) -> HTMLResponse:
+    def report(self, run: str) -> HTMLResponse:
         try:
-            data = reports.report_page(run_named(run))
+            data = reports.report_page(self.run_named(run))
         except NotFound as exc:
-            return not_found(str(exc))
-        return render("report.html", "stream reports", **data)
+            return self.not_found(str(exc))
+        return self.render("report.html", "stream reports", **data)
 
-    @router.get("/ui/reports/{run}/heatmap-{strategy}.png")
-    def heatmap(run: str, strategy: str) -> Response:
-        return png(lambda: reports.heatmap_png(run_named(run), strategy), f"accuracy matrix for {strategy!r} in {run!r}")
+    def heatmap(self, run: str, strategy: str) -> Response:
+        return self.png(lambda: reports.heatmap_png(self.run_named(run), strategy), f"accuracy matrix for {strategy!r} in {run!r}")
 
-    @router.get("/ui/static/{name}")
-    def static(name: str) -> Response:
+    def static(self, name: str) -> Response:
         files = {p.name: p for p in STATIC.iterdir() if p.suffix in CSS_TYPES}
         if name not in files:
-            return not_found(f"no static file {name!r}")
+            return self.not_found(f"no static file {name!r}")
         return Response(files[name].read_bytes(), media_type=CSS_TYPES[files[name].suffix])
 
+
+def ui_router(open_home: Callable[[], ContextManager[Home]], reports_dir: Path | None = None) -> APIRouter:
+    """``GET /`` and everything under ``/ui/``: pages, PNG plots, static CSS. Read-only: GET routes only."""
+    ui = UiViews(open_home, reports_dir)
+    router = APIRouter(include_in_schema=False)
+    routes: list[tuple[str, Callable[..., Response]]] = [
+        ("/", ui.tasks), ("/ui", ui.tasks), ("/ui/", ui.tasks), ("/ui/tasks", ui.tasks),
+        ("/ui/tasks/{name}", ui.task), ("/ui/tasks/{name}/versions/{version}", ui.version),
+        ("/ui/tasks/{name}/diff", ui.diff), ("/ui/tasks/{name}/versions/{version}/profile.png", ui.profile),
+        ("/ui/events", ui.events), ("/ui/reports", ui.report_list), ("/ui/reports/{run}", ui.report),
+        ("/ui/reports/{run}/heatmap-{strategy}.png", ui.heatmap), ("/ui/static/{name}", ui.static),
+    ]
+    for path, endpoint in routes:
+        router.add_api_route(path, endpoint, methods=["GET"], response_class=HTMLResponse)
     return router
 
 

@@ -9,6 +9,7 @@ tasks`` and the tasks page never disagree about a branch point or an accuracy.
 from __future__ import annotations
 
 import json
+import re
 from collections import OrderedDict
 from datetime import datetime, timezone
 from typing import Any
@@ -152,10 +153,19 @@ def parse_since(text: str | None) -> datetime | None:
     return dt if dt.tzinfo is not None else dt.replace(tzinfo=timezone.utc)
 
 
+HEX_RE = re.compile(r"[0-9a-f]{32,}")  # sha256 digests, row seals, DVC md5s, trunk fingerprints
+
+
+def short(text: str) -> str:
+    """Every long hex digest in ``text`` cut to 12 digits; the page keeps the full value in a tooltip."""
+    return HEX_RE.sub(lambda m: m[0][:12] + "…", text)
+
+
 def event_row(e: AuditRecord) -> dict[str, Any]:
+    details = [(k, shown(v, 120)) for k, v in sorted(e.details.items())]
     return {"id": e.id, "when": when(e.at), "actor": e.actor, "action": e.action, "target": e.target,
-            "task": e.task or "", "version": version_label(e.version),
-            "details": [(k, shown(v, 120)) for k, v in sorted(e.details.items())]}
+            "target_short": short(e.target), "task": e.task or "", "version": version_label(e.version),
+            "details": [(k, short(v), v) for k, v in details]}
 
 
 def events_page(home: Home, task: str | None, action: str | None, since: str | None, limit: int | None) -> dict[str, Any]:

@@ -69,17 +69,29 @@ def load_run(run: RunFolder) -> dict[str, Any]:
     results = [r for p in sorted((run.path / "results").glob("*.json")) if (r := _read_json(p)) is not None]
     return {"run_id": state.get("run_id", run.name), "status": state.get("status", "unreadable"),
             "stream": identity.get("stream") or {}, "settings": identity.get("settings") or {}, "results": results,
-            "backbone": identity.get("backbone") or {}}
+            "backbone": _backbone(identity.get("backbone"))}
+
+
+def _backbone(value: Any) -> dict[str, Any]:
+    """run.json names the trunk by its fingerprint alone; report.json describes it."""
+    return value if isinstance(value, dict) else {"fingerprint": str(value or "?")}
 
 
 def _acc(v: Any) -> str:
     return "–" if v is None else f"{v:.3f}"
 
 
-def _results(data: dict[str, Any]):
+def _results(data: dict[str, Any]) -> list:
+    """The strategies' results as ``StrategyResult``s; an entry that does not read as one is left out."""
     from forkpoint.scenarios.report import StrategyResult
 
-    return [StrategyResult.from_dict(r) for r in data.get("results") or [] if isinstance(r, dict)]
+    out = []
+    for r in data.get("results") or []:
+        try:
+            out.append(StrategyResult.from_dict(r))
+        except (TypeError, ValueError, AttributeError):
+            continue
+    return out
 
 
 def summary(run: RunFolder) -> dict[str, Any]:
@@ -99,7 +111,7 @@ def report_page(run: RunFolder) -> dict[str, Any]:
     data = load_run(run)
     results = _results(data)
     stream = data.get("stream") or {}
-    backbone = data.get("backbone") or {}
+    backbone = _backbone(data.get("backbone"))
     strategies = [{
         "name": r.strategy, "tasks": r.tasks, "heatmap": bool(r.acc_matrix),
         "matrix": [(r.tasks[i] if i < len(r.tasks) else f"step {i}", [_acc(v) for v in row]) for i, row in enumerate(r.acc_matrix)],

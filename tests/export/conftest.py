@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,9 +52,7 @@ class Exported:
                 return x, {t: v.numpy() for t, v in live.model(x).items()}
 
 
-@pytest.fixture(scope="session")
-def exported(tmp_path_factory, data_root) -> Exported:
-    root = tmp_path_factory.mktemp("export")
+def _build(root: Path, data_root: Path) -> Exported:
     c = Cli(root / "home", data_root)
     c.ok("init", "--resolution", "32")
     c.ok("-q", "add-task", "digits", "--data", "digits", "--branch", "15:15", *QUICK)
@@ -65,4 +64,22 @@ def exported(tmp_path_factory, data_root) -> Exported:
             p.rename(samples / f"{source}-{p.name}")
     out = root / "model.onnx"
     report = json.loads(c.ok("-q", "export", "--out", str(out), "--json").stdout)
+    (root / "report.json").write_text(json.dumps(report))  # written last: the home is complete
     return Exported(c, sorted(samples.glob("*.png")), samples, out, report)
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory, data_root, worker_id) -> Exported:
+    """Built once per run: under xdist the first worker builds it and the others wait and reuse it (read-only)."""
+    if worker_id == "master":
+        return _build(tmp_path_factory.mktemp("export"), data_root)
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp().parent / "export-shared"
+    with FileLock(str(root) + ".lock"):
+        if not (root / "report.json").is_file():
+            shutil.rmtree(root, ignore_errors=True)  # a worker that failed half-way leaves no half-built home
+            return _build(root, data_root)
+    samples = root / "samples"
+    report = json.loads((root / "report.json").read_text())
+    return Exported(Cli(root / "home", data_root), sorted(samples.glob("*.png")), samples, root / "model.onnx", report)

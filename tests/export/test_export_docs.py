@@ -32,3 +32,13 @@ def test_docs_snippet_matches_forkpoint(exported, tmp_path, monkeypatch, capsys)
         assert np.abs(logits - want[task["task"]]).max() <= 1e-4
     assert [line.split(":")[0] for line in printed] == ["digits v1", "mnist v1"]
     assert len(printed[0].split(": ")[1].split(", ")) == len(exported.images)
+
+
+def test_docs_list_every_json_key(exported):
+    text = DOC.read_text()
+    section = text[text.index("## JSON report"):]
+    section = section[:section.index("\n## ", 3)]
+    for _ in range(2):  # parenthesised remarks describe nested keys
+        section = re.sub(r"\([^()]*\)", "", section)
+    documented = {k for k in re.findall(r"`([a-z][a-z0-9_]*)`", section)}
+    assert documented == set(exported.report), f"docs/export.md and `export --json` differ: {documented ^ set(exported.report)}"

@@ -93,3 +93,4 @@ def test_gc_removes_unreferenced_objects_and_keeps_referenced_claimed_and_young(
         assert torch.equal(reg.load_tensors("pets")["head.weight"], sample.tensors(1)["head.weight"])
         report = reg.verify()
         assert report.ok and sorted(report.orphans) == sorted([f"s3://{bucket}/{claimed_tmp}", young])
+

@@ -66,7 +66,9 @@ def served_home(tmp_path_factory, make_cli):
 
 @pytest.fixture(scope="session")
 def build_home():
-    """``build_home(cli, db=None)``: the suite's home (digits v1, v2 live, mnist v1) in ``cli.home`` (and ``db``)."""
+    """``build_home(cli, db=None)``: the suite's home (digits v1, v2 live, mnist v1) in ``cli.home`` (and ``db``);
+    ``build_home.quick``: the quick training options it uses."""
+    _build_home.quick = QUICK  # type: ignore[attr-defined]
     return _build_home
 
 

@@ -105,10 +105,15 @@ def test_readyz_is_503_until_a_model_is_loaded(served_home, serve):
     assert live.wait_ready()["ready"] is True
 
 
-def test_a_home_with_no_live_task_serves_and_says_so(cli, serve, samples, files):
+def test_a_task_added_while_serving_is_served(cli, serve, samples, files, build_home):
     cli.ok("init", "--resolution", "32")
     live = serve(cli.home)
     assert live.client.get("/readyz").json()["versions"] == {}
     r = live.client.post("/v1/predict", files=files(samples["digits/2_0.png"]))
     assert r.status_code == 503 and "add-task" in r.json()["error"]
     assert json.loads(r.text).keys() == {"error"}
+
+    cli.ok("-q", "add-task", "digits", "--data", "digits", "--branch", "15:15", *build_home.quick)
+    assert live.wait_versions({"digits": 1}) < 5
+    r = live.client.post("/v1/predict", files=files(samples["digits/2_0.png"]))
+    assert r.status_code == 200 and r.json()["versions"] == {"digits": 1}

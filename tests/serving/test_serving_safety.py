@@ -40,6 +40,8 @@ def test_bad_requests_get_one_line_4xx(served_home, serve, png_bomb):
     assert "top_k" in one_line(post(files=[("images", ("a.png", png(), "image/png"))], data={"top_k": "x"}), 400)
     assert "'nope'" in one_line(post(files=[("images", ("a.png", png(), "image/png"))], data={"tasks": "digits,nope"}), 404)
     assert "limit of 3" in one_line(post(files=[("images", (f"{i}.png", png(), "image/png")) for i in range(4)]), 413)
+    assert "limit of 3" in one_line(post(files=[("images", (f"{i}.png", b"x", "image/png")) for i in range(9)]), 413)
+    assert "task name" in one_line(c.get("/v1/tasks/..."), 400)
     assert "1,000,000-pixel" in one_line(post(files=[("images", ("big.png", png((1200, 1000)), "image/png"))]), 413)
     bomb = png_bomb(15000, 15000).read_bytes()  # ~220 KB on disk, 225 MP declared
     assert len(bomb) < 300_000
