@@ -59,18 +59,18 @@ def history_dict(h: TaskHistory) -> dict:
     return d
 
 
-def backbone_dict(record: BackboneRecord, home: str, db: str) -> dict:
+def backbone_dict(record: BackboneRecord, home: str, db: str, store: str) -> dict:
     d = record.to_dict()
-    d.update(home=home, db=db, preprocessing=Preprocessing(record.resolution, record.mean, record.std).to_dict())
+    d.update(home=home, db=db, store=store, preprocessing=Preprocessing(record.resolution, record.mean, record.std).to_dict())
     return d
 
 
-def backbone_table(record: BackboneRecord, home: str, db: str) -> Table:
+def backbone_table(record: BackboneRecord, home: str, db: str, store: str) -> Table:
     table = Table(title="forkpoint home", show_header=False)
     table.add_column("key", style="bold")
     table.add_column("value", overflow="fold")
     for key, value in (
-        ("home", home), ("database", db), ("backbone", record.arch), ("weights", record.weights_source),
+        ("home", home), ("database", db), ("weights store", store), ("backbone", record.arch), ("weights", record.weights_source),
         ("fingerprint", record.fingerprint), ("resolution", f"{record.resolution} px"),
         ("blocks", f"{record.num_blocks} ({record.block_names[0]} .. {record.block_names[-1]})"),
         ("trunk stored", "yes" if record.trunk_sha256 else "no (embedded weights)"),
