@@ -52,9 +52,9 @@ def init(state: State, arch: str | None, weights: str | None, random_init: bool,
         if home.registry.store_url:
             state.note(f"weights in {home.registry.store_url} (recorded in the database)")
         if as_json:
-            emit_json({**backbone_dict(home.record, str(home.path), db), "created": result.created})
+            emit_json({**backbone_dict(home.record, str(home.path), db, _store_of(home)), "created": result.created})
             return
-        state.console.print(backbone_table(home.record, str(home.path), db))
+        state.console.print(backbone_table(home.record, str(home.path), db, _store_of(home)))
         state.note(("initialised " if result.created else "already initialised: ") + f"{home.path}. Next: `forkpoint add-task NAME --data mnist`")
 
 
@@ -62,6 +62,11 @@ def _shown_db(url: str) -> str:
     from forkpoint.registry.db import shown
 
     return shown(url)
+
+
+def _store_of(home) -> str:
+    """Where the home's weights live: the --store URL the database records, else the home's objects/ folder."""
+    return home.registry.store_url or str(home.path / "objects")
 
 
 @click.command()
@@ -74,9 +79,9 @@ def info(state: State, as_json: bool) -> None:
     with state.open() as home:
         db = _shown_db(home.registry.url)
         if as_json:
-            emit_json({**backbone_dict(home.record, str(home.path), db), "num_tasks": len(home.registry.list_tasks())})
+            emit_json({**backbone_dict(home.record, str(home.path), db, _store_of(home)), "num_tasks": len(home.registry.list_tasks())})
             return
-        state.console.print(backbone_table(home.record, str(home.path), db))
+        state.console.print(backbone_table(home.record, str(home.path), db, _store_of(home)))
         state.console.print("blocks: " + ", ".join(f"{i}={n}" for i, n in enumerate(home.record.block_names)), highlight=False)
 
 
@@ -124,13 +129,19 @@ def info(state: State, as_json: bool) -> None:
 @click.option("--stage", "staged", is_flag=True, help="Register the version without making it live (promote it later).")
 @click.option("--track-data", is_flag=True,
               help="`dvc add` your --data folder first (it must be inside a DVC repo), so its recorded md5 can be pulled back later.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Profile candidates and greedy options as this many Ray tasks side by side (a local Ray unless --ray-address); "
+                   "same choice and weights as 1.")
+@click.option("--ray-address", metavar="ADDR", envvar="RAY_ADDRESS",
+              help="Join this running Ray cluster (env RAY_ADDRESS) instead of starting a local one; forkpoint must be installed on its nodes.")
 @json_option
 @pass_state
 def add_task_cmd(state: State, name: str, source: str, data_root: Path, limit_per_class: int | None,
                  val_limit_per_class: int | None, budget_blocks: int,
                  max_extra_cost: float, eps: float, branch, candidates, test_fraction: float, siamese: bool, probe: bool, epochs: int,
                  profile_epochs: int, min_steps: int, patience: int, augment_views: int, flip: bool, bn_adapt: bool, batch_size: int, lr: float, seed: int, device: str,
-                 description: str, staged: bool, track_data: bool, as_json: bool) -> None:
+                 description: str, staged: bool, track_data: bool, workers: int, ray_address: str | None,
+                 as_json: bool) -> None:
     """Profile, select, SubTune and register task NAME (a new version if NAME exists)."""
     from forkpoint.learner import add_task_config
     from forkpoint.learner.device import describe, resolve_device
@@ -142,6 +153,10 @@ def add_task_cmd(state: State, name: str, source: str, data_root: Path, limit_pe
 
     task_name(name)
     state.compute()
+    if ray_address:
+        import os
+
+        os.environ["RAY_ADDRESS"] = ray_address  # how learner.parallel (and Ray itself) find the cluster
     with state.open() as home:
         blocks = list(home.record.block_names)
         cfg = add_task_config(
@@ -150,7 +165,7 @@ def add_task_cmd(state: State, name: str, source: str, data_root: Path, limit_pe
             eps=eps, budget_blocks=budget_blocks, max_extra_cost=max_extra_cost, seed=seed,
             candidates=resolve_units(candidates, blocks, "--candidates", inclusive=False),
             branch=resolve_units(branch, blocks, "--branch"),
-            siamese=siamese, probe_candidate=probe, device=device,
+            siamese=siamese, probe_candidate=probe, device=device, workers=workers,
         )
         if (note := prepare_note(source, data_root)) is not None:
             state.note(note)
