@@ -13,6 +13,7 @@ from pathlib import Path
 
 from forkpoint.benchmarks.tables import TableSpec, to_markdown
 from forkpoint.contract import atomic
+from forkpoint.contract.docblock import replace_block
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parent.parent
@@ -105,6 +106,4 @@ def regenerate_docs(page: Path = DOCS_PAGE, results_dir: Path = RESULTS_DIR) -> 
     text = page.read_text() if page.exists() else f"# Benchmarks\n\n{BEGIN}\n{END}\n"
     if BEGIN not in text or END not in text:
         text = text.rstrip() + f"\n\n{BEGIN}\n{END}\n"
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    return atomic.write_text(page, f"{head}{BEGIN}\n{body}\n{END}{tail}")
+    return atomic.write_text(page, replace_block(text, BEGIN, END, body))

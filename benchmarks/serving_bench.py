@@ -271,22 +271,13 @@ def _fmt(v) -> str:
     return "-" if v is None else (f"{v:.1f}" if isinstance(v, float) else str(v))
 
 
-def replace_block(text: str, block: str) -> str:
-    from forkpoint.contract.errors import ConfigError
-
-    if BEGIN not in text or END not in text:
-        raise ConfigError(f"{DOC} has no serving figures block ({BEGIN} ... {END}): restore the markers")
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{BEGIN}\n{block}\n{END}{tail}"
-
-
 def publish_figures(rec: dict, results: Path = RESULTS, doc: Path = DOC) -> None:
     """Write the record, then regenerate the docs table from the written JSON."""
     from forkpoint.contract.atomic import write_text
+    from forkpoint.contract.docblock import publish_block
 
     write_text(results, json.dumps(rec, indent=1) + "\n")
-    write_text(doc, replace_block(doc.read_text(), render(json.loads(results.read_text()))))
+    publish_block(doc, BEGIN, END, render(json.loads(results.read_text())))
 
 
 def run(quick: bool, out: Path, data_root: Path) -> dict:

@@ -31,6 +31,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+from forkpoint.contract.atomic import write_text
+from forkpoint.contract.docblock import publish_block
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "store" / "cpu.json"
 DOC = REPO / "docs" / "scale.md"
@@ -184,12 +187,8 @@ def _kb(n: int) -> str:
 
 def publish(results: dict[str, Any], out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    text = DOC.read_text()
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
-        DOC.write_text(f"{head}{BEGIN}\n{table(results)}\n{END}{tail}")
+    write_text(out, json.dumps(results, indent=2) + "\n")
+    publish_block(DOC, BEGIN, END, table(results))
 
 
 def main(argv: list[str] | None = None) -> None:

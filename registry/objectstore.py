@@ -38,9 +38,8 @@ from forkpoint.registry.errors import (
     StoreUnavailableError,
     StoreWriteError,
 )
-from forkpoint.registry.store import SUFFIX, TMP_PREFIX, LocalObjectStore, WeightStore
+from forkpoint.registry.store import SUFFIX, TMP_PREFIX, LocalObjectStore, WeightStore, object_digest, temp_digest
 
-_SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 ENDPOINT_ENVS = ("FORKPOINT_S3_ENDPOINT", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
 USAGE = "use file:///PATH, s3://BUCKET/PREFIX or another fsspec URL"
 
@@ -148,17 +147,10 @@ class FsspecObjectStore:
 
     def digest_of(self, key: str) -> str | None:
         p = PurePosixPath(urlsplit(key).path or key)
-        if p.suffix != SUFFIX or p.name.startswith(TMP_PREFIX):
-            return None
-        stem = p.name[: -len(SUFFIX)]
-        return stem if _SHA_RE.match(stem) and p.parent.name == stem[:2] else None
+        return object_digest(p.name, p.parent.name)
 
     def pending_digest(self, key: str) -> str | None:
-        name = PurePosixPath(urlsplit(key).path or key).name
-        if not name.startswith(TMP_PREFIX):
-            return None
-        stem = name[len(TMP_PREFIX):].split("-", 1)[0]  # put() names temps .tmp-<sha256>-<random>
-        return stem if _SHA_RE.match(stem) else None
+        return temp_digest(PurePosixPath(urlsplit(key).path or key).name)
 
     # ---- objects -------------------------------------------------------------------
 

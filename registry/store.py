@@ -27,6 +27,22 @@ TMP_PREFIX = ".tmp-"
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
+def object_digest(name: str, folder: str) -> str | None:
+    """The sha256 an object file ``folder/name`` is named by (``ab/ab….safetensors``), or None."""
+    if not name.endswith(SUFFIX) or name.startswith(TMP_PREFIX):
+        return None
+    stem = name[: -len(SUFFIX)]
+    return stem if _SHA_RE.match(stem) and folder == stem[:2] else None
+
+
+def temp_digest(name: str) -> str | None:
+    """The sha256 a temp file is being written as (``put`` names temps ``.tmp-<sha256>-<random>``), or None."""
+    if not name.startswith(TMP_PREFIX):
+        return None
+    stem = name[len(TMP_PREFIX):].split("-", 1)[0]
+    return stem if _SHA_RE.match(stem) else None
+
+
 @runtime_checkable
 class WeightStore(Protocol):
     """Content-addressed bytes. Entries are named by *keys*: the string users see
@@ -98,17 +114,10 @@ class LocalObjectStore:
 
     def digest_of(self, key: str) -> str | None:
         p = Path(key)
-        if p.suffix != SUFFIX or p.name.startswith(TMP_PREFIX):
-            return None
-        stem = p.name[: -len(SUFFIX)]
-        return stem if _SHA_RE.match(stem) and p.parent.name == stem[:2] else None
+        return object_digest(p.name, p.parent.name)
 
     def pending_digest(self, key: str) -> str | None:
-        name = Path(key).name
-        if not name.startswith(TMP_PREFIX):
-            return None
-        stem = name[len(TMP_PREFIX):].split("-", 1)[0]  # put() names temps .tmp-<sha256>-<random>
-        return stem if _SHA_RE.match(stem) else None
+        return temp_digest(Path(key).name)
 
     # ---- objects -------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from forkpoint.contract.atomic import write_text
-from forkpoint.contract.errors import ConfigError
+from forkpoint.contract.docblock import publish_block
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results" / "demo" / "cpu.json"
@@ -53,15 +53,7 @@ def render(rec: dict) -> str:
             f"Figures: [benchmarks/results/demo/cpu.json](benchmarks/results/demo/cpu.json).")
 
 
-def replace_block(text: str, paragraph: str) -> str:
-    if BEGIN not in text or END not in text:
-        raise ConfigError(f"README.md has no demo figures block ({BEGIN} ... {END}): restore the markers")
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{BEGIN}\n{paragraph}\n{END}{tail}"
-
-
 def publish(rec: dict, results: Path = RESULTS, readme: Path = README) -> None:
     """Write the record and regenerate the README paragraph from it."""
     write_text(results, json.dumps(rec, indent=1) + "\n")
-    write_text(readme, replace_block(readme.read_text(), render(rec)))
+    publish_block(readme, BEGIN, END, render(rec))

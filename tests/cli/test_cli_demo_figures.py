@@ -28,5 +28,5 @@ def test_publishing_replaces_only_the_block(tmp_path):
     assert text.startswith("intro\n") and text.endswith("\noutro\n") and "old figures" not in text
     assert json.loads((tmp_path / "demo.json").read_text()) == rec
     readme.write_text("no markers here")
-    with pytest.raises(ConfigError, match="no demo figures block"):
+    with pytest.raises(ConfigError, match="README.md has no generated block"):
         demo_figures.publish(rec, tmp_path / "demo.json", readme)
