@@ -17,12 +17,13 @@ from forkpoint.contract.errors import (
     ForgettingError,
     ForkpointError,
     UnsupportedModelError,
+    WorkerError,
 )
 from forkpoint.contract.names import DEFAULT_ARCH, TASK_NAME_RE, InvalidNameError, check_task_name
 
 __all__ = [
     "BranchSpec", "UnitRange", "parse_range", "VersionDraft",
     "EXIT_CHECK_FAILED", "EXIT_INTERRUPTED", "EXIT_USAGE",
-    "BranchMismatchError", "ConfigError", "DataError", "ForgettingError", "ForkpointError", "UnsupportedModelError",
+    "BranchMismatchError", "ConfigError", "DataError", "ForgettingError", "ForkpointError", "UnsupportedModelError", "WorkerError",
     "DEFAULT_ARCH", "TASK_NAME_RE", "InvalidNameError", "check_task_name",
 ]

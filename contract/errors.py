@@ -41,3 +41,10 @@ class ForgettingError(ForkpointError):
     """A frozen tensor (trunk or an earlier task's branch) changed: the no-forgetting invariant broke."""
 
     exit_code = EXIT_CHECK_FAILED
+
+
+class WorkerError(ForkpointError):
+    """A Ray worker died (retries exhausted) or Ray itself failed; nothing was registered."""
+
+    exit_code = EXIT_CHECK_FAILED
+

@@ -120,6 +120,17 @@ class PrefixCache:
                 h = h.contiguous(memory_format=torch.channels_last)
             yield idx, h
 
+    def prefill(self, depths: dict[int, torch.Tensor], trunk_features: torch.Tensor | None = None) -> "PrefixCache":
+        """Start from activations computed elsewhere (a Ray driver shipping them to a worker).
+
+        They must be this split's: one row per image, in the cache's fp32."""
+        for d, t in depths.items():
+            if len(t) != len(self.inputs) or t.dtype != CACHE_DTYPE:
+                raise ValueError(f"depth {d}: {len(t)} rows of {t.dtype}, expected {len(self.inputs)} of {CACHE_DTYPE}")
+        self._depths = dict(depths)
+        self._trunk_features = trunk_features
+        return self
+
     def subset(self, idx: torch.Tensor) -> "PrefixCache":
         """The same split restricted to ``idx``, sharing what is already computed (folds of a cross-validation)."""
         sub = PrefixCache(self.backbone, self.inputs[idx], self.device, self.budget / 2**20, self.enabled, self.chunk)  # indexing unpins: re-pinned

@@ -4,7 +4,7 @@ Profiling's cost is the frozen prefix: a worker that recomputed it would redo, p
 candidate, what the driver's :class:`PrefixCache` does once. So the driver computes each
 depth a batch of candidates forks at (exactly as the serial loop would, through the same
 cache), puts those activations, the images and the trunk in the object store, and each
-worker rebuilds a cache *seeded* with them. CPU float arrays travel as numpy, which Ray
+worker rebuilds a cache prefilled with them (``PrefixCache.prefill``). CPU float arrays travel as numpy, which Ray
 maps read-only into every worker on the node instead of copying. A depth that does not
 fit the cache budget, or no longer fits the object store, is not shipped: the worker
 streams it from the images, as the serial loop streams it.
@@ -23,16 +23,6 @@ import torch
 from forkpoint.learner.backbone import Backbone
 from forkpoint.learner.cache import PrefixCache
 from forkpoint.learner.parallel import Executor, fetch
-
-
-class SeededCache(PrefixCache):
-    """A :class:`PrefixCache` that starts with activations computed elsewhere (by the driver)."""
-
-    def __init__(self, backbone: Backbone, inputs: torch.Tensor, device: torch.device, budget_mb: float, enabled: bool,
-                 chunk: int, depths: dict[int, torch.Tensor], trunk_features: torch.Tensor | None) -> None:
-        super().__init__(backbone, inputs, device, budget_mb, enabled, chunk)
-        self._depths = dict(depths)
-        self._trunk_features = trunk_features
 
 
 def _portable(t: torch.Tensor) -> Any:
@@ -71,7 +61,8 @@ class SharedSplit:
         """On a worker: the split as a cache on ``device``, holding what the driver shipped."""
         depths = {d: _tensor(fetch(h)).to(device) for d, h in self.depths.items()}
         feats = _tensor(fetch(self.trunk_features)).to(device) if self.trunk_features is not None else None
-        return SeededCache(backbone, _tensor(fetch(self.inputs)), device, self.budget_mb, self.enabled, self.chunk, depths, feats)
+        cache = PrefixCache(backbone, _tensor(fetch(self.inputs)), device, self.budget_mb, self.enabled, self.chunk)
+        return cache.prefill(depths, feats)
 
 
 def ship_split(executor: Executor, cache: PrefixCache, depths: set[int], trunk_features: bool) -> SharedSplit:

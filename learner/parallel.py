@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
-from forkpoint.contract.errors import EXIT_CHECK_FAILED, ForkpointError
+from forkpoint.contract.errors import ConfigError, ForkpointError, WorkerError
 
 log = logging.getLogger("forkpoint.parallel")
 
@@ -39,19 +39,18 @@ SHARE_FRACTION = 0.7  # of the object store that shared inputs may fill before c
 KILL_ENV = "FORKPOINT_RAY_KILL"
 
 
-class WorkerError(ForkpointError):
-    """A Ray worker died (retries exhausted) or Ray itself failed; nothing was registered."""
-
-    exit_code = EXIT_CHECK_FAILED
-
-
 @dataclass(frozen=True)
 class Call:
-    """One piece of work: ``fn(*args)``; ``key`` names it in errors, logs and the kill seam."""
+    """One piece of work: ``fn(*args)``; ``key`` names it in errors, logs and the kill seam.
+
+    ``here``: run it in this process even on a Ray executor (work that writes the registry,
+    or holds objects that cannot travel); it runs while the other calls are in flight.
+    """
 
     key: str
     fn: Callable[..., Any]
     args: tuple = ()
+    here: bool = False
 
 
 class Executor(Protocol):
@@ -152,7 +151,7 @@ class RayExecutor:
     workers: int
     address: str | None = None
     threads: int | None = None  # torch threads per task; None: the driver's threads split over the workers
-    gpu: bool | None = None  # one GPU per task; None: when the cluster has GPUs
+    gpu: bool = False  # one GPU per task (the driver trains on CUDA); granted only when the cluster has GPUs
     max_retries: int = DEFAULT_RETRIES
     object_store_mb: int = DEFAULT_OBJECT_STORE_MB
     local: bool = field(default=False, init=False)
@@ -165,7 +164,7 @@ class RayExecutor:
         import torch
 
         if self.workers < 1:
-            raise ForkpointError(f"--workers {self.workers} must be >= 1")
+            raise ConfigError(f"--workers {self.workers} must be >= 1")
         if self.threads is None:
             self.threads = max(1, torch.get_num_threads() // self.workers)
         if not ray.is_initialized():
@@ -181,15 +180,14 @@ class RayExecutor:
                 raise WorkerError(f"could not start or join {where}: {exc}") from exc
             self._started = True
         resources = ray.cluster_resources()
-        if self.gpu is None:
-            self.gpu = resources.get("GPU", 0) > 0
+        self.gpu = self.gpu and resources.get("GPU", 0) > 0
         self._store = resources.get("object_store_memory", self.object_store_mb * 2**20)
         self._remote = ray.remote(_on_worker)
         log.info("ray: %d workers, %d thread(s) per task, gpu=%s, cluster %s", self.workers, self.threads, self.gpu, resources)
 
     def task_device(self, device: str) -> str:
-        """The device a task trains on: CUDA when it holds a GPU and the caller did not ask for the CPU."""
-        return "cuda" if self.gpu and device != "cpu" else "cpu"
+        """The device a task trains on: the driver's device type when the task can have it, else the CPU."""
+        return "cuda" if self.gpu and device == "cuda" else "cpu"
 
     def can_share(self, nbytes: int) -> bool:
         """Whether ``nbytes`` more fit the object store (beyond that, callers recompute on the workers)."""
@@ -219,7 +217,7 @@ class RayExecutor:
         options = dict(num_cpus=self.threads, num_gpus=1 if self.gpu else 0, max_retries=self.max_retries)
         results: list = [None] * len(calls)
         pending: dict = {}
-        todo = list(enumerate(calls))
+        todo = [(i, c) for i, c in enumerate(calls) if not c.here]
 
         def submit() -> None:
             while todo and len(pending) < self.workers:
@@ -229,6 +227,11 @@ class RayExecutor:
 
         submit()
         try:
+            for i, call in enumerate(calls):
+                if call.here:
+                    results[i] = call.fn(*call.args)
+                    if on_result is not None:
+                        on_result(results[i])
             while pending:
                 done, _ = ray.wait(list(pending), num_returns=1)
                 i = pending.pop(done[0])
@@ -274,7 +277,7 @@ class RayExecutor:
 
 
 def open_executor(workers: int = 1, address: str | None = None, **options: Any) -> Executor:
-    """The serial loop for one worker and no cluster address; otherwise a :class:`RayExecutor`.
+    """The serial loop for one worker and no cluster address; otherwise a :class:`RayExecutor` (``options``: its fields).
 
     ``address`` (or ``RAY_ADDRESS`` in the environment) joins that cluster. Use it as a
     context manager: a Ray it started is shut down when the block ends.
@@ -284,4 +287,4 @@ def open_executor(workers: int = 1, address: str | None = None, **options: Any) 
     return RayExecutor(max(1, workers), address, **options)
 
 
-__all__ = ["Call", "Executor", "KILL_ENV", "RayExecutor", "SERIAL", "SerialExecutor", "WorkerError", "fetch", "open_executor"]
+__all__ = ["Call", "Executor", "KILL_ENV", "RayExecutor", "SERIAL", "SerialExecutor", "fetch", "open_executor"]

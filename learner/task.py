@@ -6,6 +6,7 @@ failure at any step leaves it exactly as it was.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ from forkpoint.learner.data import TaskData, check_labels, check_task, stratifie
 from forkpoint.learner.invariants import FrozenGuard
 from forkpoint.learner.multitask import MultiTaskModel
 from forkpoint.learner.probe import ProbeFit, fit_probe
-from forkpoint.learner.parallel import open_executor
+from forkpoint.learner.parallel import SERIAL, open_executor
 from forkpoint.learner.profile import Candidate, ScoreJob, plot_profile, probe_candidate, run_profile, score_ranges
 from forkpoint.learner.select import beats, greedy_select
 from forkpoint.learner.device import resolve_device
@@ -217,6 +218,7 @@ def add_task(
         raise DataError(f"only {len(y_val)} validation images for {num_classes} classes: add images (>= 2 per class)")
     model.to(device)
     notes: list[str] = []
+    stack = contextlib.ExitStack()  # a Ray this call starts is shut down when it returns or fails
     try:
         caches = (
             PrefixCache(bb, x_train, device, cfg.cache_budget_mb, cfg.cache), y_train,
@@ -229,27 +231,29 @@ def add_task(
         profile: list[Candidate] = []
         greedy: list[Candidate] = []
         t0 = time.perf_counter()
+        executor = SERIAL
         if fixed is None:
             units = profile_candidates(bb, cfg)
-            with open_executor(cfg.workers) as executor:  # Ray only for workers > 1 (or RAY_ADDRESS)
-                phases.start("profile", len(units))
-                profile = run_profile(bb, units, caches, num_classes, cfg.profile, cfg.siamese, lambda c: phases.advance(),
-                                      head_init, executor)
-                t_profile = time.perf_counter() - t0
-                phases.start("select", 2 * (cfg.selection.max_blocks - 1))
-                job = ScoreJob(bb, caches, num_classes, cfg.profile, cfg.siamese, head_init)
+            # Ray only for workers > 1 (or RAY_ADDRESS); its tasks take a GPU each when this run trains on one
+            executor = stack.enter_context(open_executor(cfg.workers, gpu=device.type == "cuda"))
+            phases.start("profile", len(units))
+            profile = run_profile(bb, units, caches, num_classes, cfg.profile, cfg.siamese, lambda c: phases.advance(),
+                                  head_init, executor)
+            t_profile = time.perf_counter() - t0
+            phases.start("select", 2 * (cfg.selection.max_blocks - 1))
+            job = ScoreJob(bb, caches, num_classes, cfg.profile, cfg.siamese, head_init)
 
-                def score(options) -> list[Candidate]:
-                    return score_ranges(job, options, "greedy", executor, lambda c: phases.advance())
+            def score(options) -> list[Candidate]:
+                return score_ranges(job, options, "greedy", executor, lambda c: phases.advance())
 
-                # The probe competes with the *trained* branch below, not with short profile runs:
-                # a profile run from the probe's head is still in its transient and scores under it.
-                if profile:
-                    chosen, greedy = greedy_select(profile, score, bb.extra_cost_pct, n_units, cfg.selection)
-                elif probe_cand is not None and cfg.probe_candidate:
-                    chosen = probe_cand
-                else:
-                    raise ConfigError("nothing to profile and the probe is not a candidate: widen --candidates")
+            # The probe competes with the *trained* branch below, not with short profile runs:
+            # a profile run from the probe's head is still in its transient and scores under it.
+            if profile:
+                chosen, greedy = greedy_select(profile, score, bb.extra_cost_pct, n_units, cfg.selection)
+            elif probe_cand is not None and cfg.probe_candidate:
+                chosen = probe_cand
+            else:
+                raise ConfigError("nothing to profile and the probe is not a candidate: widen --candidates")
             start, stop = chosen.start, chosen.stop
             t_select = time.perf_counter() - t0 - t_profile
         else:
@@ -279,7 +283,8 @@ def add_task(
                 if len(y_val) < cfg.cv_below_val:  # too few validation images to decide on: k-fold over train + val
                     phases.start(f"cross-validate {final.label} vs probe", 1)
                     mine, rival = cross_validate(bb, torch.cat([x_train, x_val]), torch.cat([y_train, y_val]), start, stop,
-                                                 num_classes, cfg.train, device, lp_init=cfg.lp_init)
+                                                 num_classes, cfg.train, device, lp_init=cfg.lp_init,
+                                                 executor=executor)
                     greedy += [mine, rival]
                     phases.done()
                 if not beats(mine, rival, cfg.selection):
@@ -301,6 +306,7 @@ def add_task(
             }
         branch.freeze()
     finally:
+        stack.close()
         model.to(home_device)
     branch.to(home_device)
     guard.check()

@@ -75,10 +75,12 @@ def stream_group() -> None:
               help="Registry home to record SubTuning's task versions in (with the run id); see `forkpoint init`.")
 @click.option("--db", default=None, metavar="URL", help="Registry database URL (default: SQLite in the home).")
 @click.option("--resume", is_flag=True, help="Continue the unfinished run in --out (SubTuning restores registered tasks).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Run the strategies as this many Ray tasks side by side (a local Ray, or RAY_ADDRESS); same results as 1.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of a table.")
 @click.pass_context
 def run_cmd(ctx: click.Context, benchmark, paths, strategy, per_class, test_per_class, num_tasks, seed, resolution, epochs,
-            profile_epochs, candidates, batch_size, lr, device, data_root, out, home, db, resume, as_json) -> None:
+            profile_epochs, candidates, batch_size, lr, device, data_root, out, home, db, resume, workers, as_json) -> None:
     """Run a task stream with each strategy; write report.md/report.json and accuracy-matrix heatmaps.
 
     Exits 1 if SubTuning changed any earlier task's predictions or any frozen fingerprint.
@@ -108,7 +110,7 @@ def run_cmd(ctx: click.Context, benchmark, paths, strategy, per_class, test_per_
     try:
         res = resolution or (opened.record.resolution if opened is not None else 64)
         config = RunConfig(strategies=strategies, resolution=res, epochs=epochs, profile_epochs=profile_epochs,
-                           candidates=units, batch_size=batch_size, lr=lr, seed=seed, device=device)
+                           candidates=units, batch_size=batch_size, lr=lr, seed=seed, device=device, workers=workers)
         stream = load_stream(items, StreamOptions(per_class=per_class, test_per_class=test_per_class, seed=seed,
                                                   num_tasks=num_tasks, data_root=data_root))
         if out is None:

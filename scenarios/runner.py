@@ -56,6 +56,7 @@ class RunConfig:
     seed: int = 0
     device: str = "auto"
     infer_images: int = 64
+    workers: int = 1  # strategies run as this many Ray tasks side by side (learner.parallel); results as with 1
 
     def __post_init__(self) -> None:
         unknown = [s for s in self.strategies if s not in STRATEGIES]
@@ -67,6 +68,8 @@ class RunConfig:
             raise ConfigError(f"resolution {self.resolution} px is too small for a CNN trunk: use 16 or more")
         if self.epochs < 1 or self.profile_epochs < 1:
             raise ConfigError(f"epochs ({self.epochs}) and profile epochs ({self.profile_epochs}) must be >= 1")
+        if self.workers < 1:
+            raise ConfigError(f"--workers {self.workers} must be >= 1")
 
     def subtuning(self) -> AddTaskConfig:
         """The learner's config builder with this run's settings (its defaults for everything else)."""
@@ -186,6 +189,36 @@ def run_strategy(
     )
 
 
+def _strategy_on_worker(name: str, stream: Stream, backbone, config: RunConfig) -> StrategyResult:
+    """One strategy on a Ray worker: the trunk from the object store, the benchmark rebuilt from the stream."""
+    from forkpoint.learner.parallel import fetch
+
+    backbone = fetch(backbone)
+    return run_strategy(name, stream, build_benchmark(stream, backbone), backbone, config)
+
+
+def _run_side_by_side(names: list[str], stream: Stream, benchmark, backbone: Backbone, config: RunConfig,
+                      source: TaskSource | None, progress, state: RunState) -> dict[str, StrategyResult]:
+    """Every strategy in ``names`` at once, as Ray tasks (each is independent: own model, own seed).
+
+    SubTuning that records into a home runs here, in the driver, while the others run on
+    workers: only the driver writes the registry. Each result is saved as it arrives, so
+    a resume skips what finished.
+    """
+    from forkpoint.learner.parallel import Call, open_executor
+
+    with open_executor(config.workers, gpu=resolve_device(config.device).type == "cuda") as executor:
+        trunk = executor.share(backbone)
+        calls = [
+            Call(f"strategy:{n}", run_strategy, (n, stream, benchmark, backbone, config, source, progress), here=True)
+            if (n == "subtuning" and source is not None) or executor.local
+            else Call(f"strategy:{n}", _strategy_on_worker, (n, stream, trunk, config))
+            for n in names
+        ]
+        results = executor.map(calls, lambda r: state.save_result(r.strategy, r.to_dict()))
+    return dict(zip(names, results))
+
+
 def run_stream(
     stream: Stream,
     config: RunConfig,
@@ -225,9 +258,16 @@ def run_stream(
 
     results: list[StrategyResult] = []
     failed: list[str] = []
+    done: dict[str, StrategyResult] = {}
     for name in config.strategies:
         saved = state.load_result(name) if resume else None
-        result = StrategyResult.from_dict(saved) if saved is not None else None
+        if saved is not None:
+            done[name] = StrategyResult.from_dict(saved)
+    if config.workers > 1:
+        todo = [n for n in config.strategies if n not in done]
+        done.update(_run_side_by_side(todo, stream, benchmark, backbone, config, source, progress, state))
+    for name in config.strategies:
+        result = done.get(name)
         if result is None:
             result = run_strategy(name, stream, benchmark, backbone, config,
                                   source if name == "subtuning" else None, progress)
