@@ -215,14 +215,11 @@ def table(r: dict[str, Any]) -> str:
 
 def publish(results: dict[str, Any], out: Path) -> None:
     from forkpoint.contract import atomic
+    from forkpoint.contract.docblock import publish_block
 
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic.write_json(out, results)
-    text = DOC.read_text()
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
-        atomic.write_text(DOC, f"{head}{BEGIN}\n{table(results)}\n{END}{tail}")
+    publish_block(DOC, BEGIN, END, table(results))
 
 
 def main(argv: list[str] | None = None) -> None:
