@@ -110,7 +110,7 @@ def test_chunked_depths_equal_one_pass_and_stay_within_budget(lite0_32, inputs):
     one = PrefixCache(bb, inputs, torch.device("cpu"), chunk=len(inputs)).at(12)
     pieces = PrefixCache(bb, inputs, torch.device("cpu"), chunk=5)
     # every row lands in its place (CPU kernels may round differently for another batch size)
-    torch.testing.assert_close(pieces.at(12), one, rtol=0, atol=1e-5)
+    torch.testing.assert_close(pieces.at(12), one, rtol=1e-3, atol=1e-4)
     # a budget for about one depth: advancing keeps the newest depth only
     need = one.numel() * one.element_size()
     small = PrefixCache(bb, inputs, torch.device("cpu"), budget_mb=1.5 * need / 2**20, chunk=5)
