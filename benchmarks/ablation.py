@@ -56,6 +56,8 @@ VARIANTS: dict[str, tuple[str, Callable[[AddTaskConfig], AddTaskConfig]]] = {
     "acc-greedy": ("profile/greedy ranked by validation accuracy, not loss", lambda c: dataclasses.replace(
         c, selection=dataclasses.replace(c.selection, metric="acc"))),
     "no-channels-last": ("NCHW training (speed lever; same numbers)", lambda c: with_training(c, channels_last=False)),
+    "short-profile": ("profile and greedy candidates trained for at least 40 steps, not 100 (speed lever)",
+                      lambda c: dataclasses.replace(c, profile=dataclasses.replace(c.profile, min_steps=40))),
 }
 RECIPE = 2  # bumped when the shipped defaults change; results of another recipe are shown under their own heading
 # The run that chose recipe 2 was made on recipe 1 with the candidate levers switched *on*;
