@@ -32,13 +32,20 @@ from urllib.parse import urlsplit
 
 from forkpoint.registry.codec import sha256
 from forkpoint.registry.errors import (
-    ArtifactCorruptError,
-    ArtifactMissingError,
     InvalidInputError,
     StoreUnavailableError,
     StoreWriteError,
 )
-from forkpoint.registry.store import SUFFIX, TMP_PREFIX, LocalObjectStore, WeightStore, object_digest, temp_digest
+from forkpoint.registry.store import (
+    SUFFIX,
+    TMP_PREFIX,
+    LocalObjectStore,
+    WeightStore,
+    missing,
+    object_digest,
+    temp_digest,
+    verified,
+)
 
 ENDPOINT_ENVS = ("FORKPOINT_S3_ENDPOINT", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
 USAGE = "use file:///PATH, s3://BUCKET/PREFIX or another fsspec URL"
@@ -182,20 +189,14 @@ class FsspecObjectStore:
 
     def get(self, digest: str, *, used_by: str = "") -> bytes:
         who = f" (used by {used_by})" if used_by else ""
+        what = f"object {self.rel(digest)}{who}"
         try:
             data = self.fs.cat_file(self._path(digest))
         except FileNotFoundError:
-            raise ArtifactMissingError(
-                f"weights object {self.rel(digest)}{who} is missing: restore it from backup (verify lists every affected version)"
-            ) from None
+            raise missing(what) from None
         except (OSError, ValueError) as e:
             raise StoreUnavailableError(f"cannot read {self.rel(digest)}{who} ({_reason(e)}): check the store is reachable and retry") from None
-        actual = sha256(data)
-        if actual != digest:
-            raise ArtifactCorruptError(
-                f"weights object {self.rel(digest)}{who} is corrupt (sha256 {actual[:12]}…, expected {digest[:12]}…): refusing to load; restore it from backup"
-            )
-        return data
+        return verified(data, digest, what)
 
     def exists(self, digest: str) -> bool:
         return bool(self.fs.exists(self._path(digest)))

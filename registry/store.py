@@ -43,6 +43,21 @@ def temp_digest(name: str) -> str | None:
     return stem if _SHA_RE.match(stem) else None
 
 
+def missing(what: str) -> ArtifactMissingError:
+    """The one message for a weights object that is not there (``what``: its key and user)."""
+    return ArtifactMissingError(f"weights {what} is missing: restore it from backup (verify lists every affected version)")
+
+
+def verified(data: bytes, digest: str, what: str) -> bytes:
+    """``data`` if it hashes to ``digest``; else the one corrupt-object error, naming ``what``."""
+    actual = sha256(data)
+    if actual != digest:
+        raise ArtifactCorruptError(
+            f"weights {what} is corrupt (sha256 {actual[:12]}…, expected {digest[:12]}…): refusing to load; restore it from backup"
+        )
+    return data
+
+
 @runtime_checkable
 class WeightStore(Protocol):
     """Content-addressed bytes. Entries are named by *keys*: the string users see
@@ -142,19 +157,12 @@ class LocalObjectStore:
         return digest
 
     def get(self, digest: str, *, used_by: str = "") -> bytes:
-        who = f" (used by {used_by})" if used_by else ""
+        what = f"file {self.rel(digest)}" + (f" (used by {used_by})" if used_by else "")
         try:
             data = self.path(digest).read_bytes()
         except FileNotFoundError:
-            raise ArtifactMissingError(
-                f"weights file {self.rel(digest)}{who} is missing: restore it from backup (verify lists every affected version)"
-            ) from None
-        actual = sha256(data)
-        if actual != digest:
-            raise ArtifactCorruptError(
-                f"weights file {self.rel(digest)}{who} is corrupt (sha256 {actual[:12]}…, expected {digest[:12]}…): refusing to load; restore it from backup"
-            )
-        return data
+            raise missing(what) from None
+        return verified(data, digest, what)
 
     def exists(self, digest: str) -> bool:
         return self.path(digest).is_file()
