@@ -25,6 +25,7 @@ from forkpoint.learner import baselines
 from forkpoint.learner.augment import with_views
 from forkpoint.learner.backbone import Backbone
 from forkpoint.learner.cache import PrefixCache
+from forkpoint.learner.device import inference_batch
 from forkpoint.learner.task import profile_candidates
 from forkpoint.learner.train import accuracy, predict
 
@@ -148,6 +149,7 @@ def shared_model_accuracy(model: MultiTaskModel, samples: dict[str, TaskSample])
     out = {}
     for task, sample in samples.items():
         x, y = sample.inputs(bb.resolution, bb.mean, bb.std)["test"]
-        preds = torch.cat([model(x[i:i + 256].to(device))[task].argmax(1).cpu() for i in range(0, len(x), 256)])
+        b = inference_batch(device)
+        preds = torch.cat([model(x[i:i + b].to(device))[task].argmax(1).cpu() for i in range(0, len(x), b)])
         out[task] = accuracy(preds, y)
     return out

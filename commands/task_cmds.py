@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from forkpoint.contract import recipe
+
 from forkpoint.commands._shared import (
     DEFAULT_BACKBONE,
     DEMO_HOME,
@@ -96,11 +98,14 @@ def info(state: State, as_json: bool) -> None:
               show_default=True, help="Where built-in datasets are prepared (env FORKPOINT_DATA).")
 @click.option("--limit-per-class", type=click.IntRange(min=2), help="Use at most N images per class in each split (quick runs, low-data studies).")
 @click.option("--val-limit-per-class", type=click.IntRange(min=1), help="Cap validation images per class separately (profiling scores every block on them).")
-@click.option("--budget-blocks", type=click.IntRange(min=1), default=3, show_default=True, help="Most consecutive blocks the branch may tune.")
-@click.option("--max-extra-cost", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
+@click.option("--budget-blocks", type=click.IntRange(min=1), default=recipe.MAX_BLOCKS, show_default=True,
+              help="Most consecutive blocks the branch may tune (from its fork toward the head).")
+@click.option("--max-extra-cost", type=click.FloatRange(min=0, min_open=True), default=recipe.MAX_EXTRA_COST, show_default=True,
               help="Most extra inference cost, in % of one trunk pass.")
-@click.option("--eps", type=click.FloatRange(min=0), default=0.005, show_default=True,
-              help="A wider branch (or any branch over the linear probe) must win on validation by more than this and than one standard error.")
+@click.option("--eps", type=click.FloatRange(min=0), default=recipe.EPS, show_default=True,
+              help="An earlier fork (or any branch over the linear probe) must win on validation by more than this and than half a standard error.")
+@click.option("--paper-greedy", is_flag=True,
+              help="Grow the branch by the paper's rule (each unit added left or right must improve on validation) instead of tuning from the fork to the head.")
 @click.option("--branch", type=UnitRangeParam(),
               help="Fix the branch to blocks START:END (inclusive; indices or names), or 'probe' for a head-only linear probe; skips profiling.")
 @click.option("--candidates", type=UnitRangeParam(), help="Profile only blocks LO:HI (HI exclusive). Default: the blocks within --max-extra-cost.")
@@ -109,20 +114,21 @@ def info(state: State, as_json: bool) -> None:
 @click.option("--siamese", is_flag=True, help="Head sees the branch's and the frozen trunk's features (Siamese SubTuning).")
 @click.option("--probe/--no-probe", "probe", default=True, show_default=True,
               help="The linear probe (head only, no extra cost) competes with the trained branch and is served unless the branch beats it on validation.")
-@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True,
+@click.option("--epochs", type=click.IntRange(min=1), default=recipe.EPOCHS, show_default=True,
               help="Training epochs for the chosen branch (at least --min-steps optimizer steps are taken).")
-@click.option("--profile-epochs", type=click.IntRange(min=1), default=3, show_default=True, help="Epochs per profiled candidate (at least 100 steps).")
-@click.option("--min-steps", type=click.IntRange(min=0), default=150, show_default=True,
+@click.option("--profile-epochs", type=click.IntRange(min=1), default=recipe.PROFILE_EPOCHS, show_default=True,
+              help=f"Epochs per profiled candidate (at least {recipe.PROFILE_MIN_STEPS} steps).")
+@click.option("--min-steps", type=click.IntRange(min=0), default=recipe.MIN_STEPS, show_default=True,
               help="Fewest optimizer steps for the chosen branch, so few epochs on few images still converge.")
-@click.option("--patience", type=click.IntRange(min=0), default=4, show_default=True, help="Early-stopping patience in validation passes (0: off).")
-@click.option("--augment-views", type=click.IntRange(0, 16), default=2, show_default=True,
+@click.option("--patience", type=click.IntRange(min=0), default=recipe.PATIENCE, show_default=True, help="Early-stopping patience in validation passes (0: off).")
+@click.option("--augment-views", type=click.IntRange(0, 16), default=recipe.AUGMENT_VIEWS, show_default=True,
               help="Augmented copies (random resized crops) of each training image for the final training, cached through the frozen prefix (0: off).")
 @click.option("--flip", is_flag=True, help="Also mirror augmented views horizontally (only for classes that stay the same mirrored; never for digits or text).")
-@click.option("--bn-adapt/--no-bn-adapt", default=True, show_default=True,
+@click.option("--bn-adapt/--no-bn-adapt", default=recipe.BN_ADAPT, show_default=True,
               help="The branch's private BatchNorm copies adapt their statistics to the task (the trunk's never change).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True,
-              help="Learning rate of the tuned blocks and of the head (which starts from the fitted linear probe).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=recipe.BATCH, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=recipe.LR, show_default=True,
+              help=f"Learning rate of the tuned blocks; the new head trains at {recipe.HEAD_LR_FACTOR}x this.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the validation split, the per-class limit and training.")
 @device_option("auto")
 @click.option("--description", default="", help="Free text stored with the version.")
@@ -138,7 +144,7 @@ def info(state: State, as_json: bool) -> None:
 @pass_state
 def add_task_cmd(state: State, name: str, source: str, data_root: Path, limit_per_class: int | None,
                  val_limit_per_class: int | None, budget_blocks: int,
-                 max_extra_cost: float, eps: float, branch, candidates, test_fraction: float, siamese: bool, probe: bool, epochs: int,
+                 max_extra_cost: float, eps: float, paper_greedy: bool, branch, candidates, test_fraction: float, siamese: bool, probe: bool, epochs: int,
                  profile_epochs: int, min_steps: int, patience: int, augment_views: int, flip: bool, bn_adapt: bool, batch_size: int, lr: float, seed: int, device: str,
                  description: str, staged: bool, track_data: bool, workers: int, ray_address: str | None,
                  as_json: bool) -> None:
@@ -162,7 +168,7 @@ def add_task_cmd(state: State, name: str, source: str, data_root: Path, limit_pe
         cfg = add_task_config(
             epochs=epochs, profile_epochs=profile_epochs, patience=patience, batch_size=batch_size, lr=lr,
             min_steps=min_steps, augment_views=augment_views, flip=flip, bn_adapt=bn_adapt,
-            eps=eps, budget_blocks=budget_blocks, max_extra_cost=max_extra_cost, seed=seed,
+            eps=eps, budget_blocks=budget_blocks, max_extra_cost=max_extra_cost, free_growth=not paper_greedy, seed=seed,
             candidates=resolve_units(candidates, blocks, "--candidates", inclusive=False),
             branch=resolve_units(branch, blocks, "--branch"),
             siamese=siamese, probe_candidate=probe, device=device, workers=workers,

@@ -36,6 +36,7 @@ from forkpoint.contract.errors import ConfigError
 from forkpoint.learner.backbone import Backbone
 from forkpoint.learner.branch import Branch
 from forkpoint.learner.cache import PrefixCache
+from forkpoint.learner.device import inference_batch
 from forkpoint.learner.probe import fit_probe
 from forkpoint.learner.train import KeepBest, TrainConfig, accuracy, autocast_for, fit, schedule
 
@@ -98,11 +99,12 @@ class FullFinetune(nn.Module):
 
 
 @torch.no_grad()
-def logits_of(module: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int = 256) -> torch.Tensor:
+def logits_of(module: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int | None = None) -> torch.Tensor:
     """Float32 logits of ``module`` (in eval mode) for every row of ``x``, on the CPU."""
     was_training = module.training
     module.eval()
     out = []
+    batch_size = batch_size or inference_batch(device)
     try:
         with autocast_for(device):
             for i in range(0, len(x), batch_size):
@@ -112,7 +114,7 @@ def logits_of(module: nn.Module, x: torch.Tensor, device: torch.device, batch_si
     return torch.cat(out) if out else torch.empty(0)
 
 
-def predict(module: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int = 256) -> torch.Tensor:
+def predict(module: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int | None = None) -> torch.Tensor:
     return logits_of(module, x, device, batch_size).argmax(1)
 
 

@@ -20,7 +20,7 @@ from typing import Iterator
 import torch
 
 from forkpoint.learner.backbone import Backbone
-from forkpoint.learner.device import cache_budget_bytes
+from forkpoint.learner.device import cache_budget_bytes, inference_batch
 
 CACHE_DTYPE = torch.float32
 
@@ -35,7 +35,7 @@ class PrefixCache:
         device: torch.device,
         budget_mb: float | None = None,
         enabled: bool = True,
-        chunk: int = 256,
+        chunk: int | None = None,
     ) -> None:
         self.backbone = backbone
         self.device = torch.device(device)
@@ -43,7 +43,7 @@ class PrefixCache:
         self.inputs = inputs.pin_memory() if pin else inputs  # preprocessed (N,3,R,R) on CPU
         self.budget = cache_budget_bytes(self.device, budget_mb)  # None: the device's default
         self.enabled = enabled
-        self.chunk = chunk
+        self.chunk = chunk or inference_batch(self.device)  # images per prefix pass
         self._depths: dict[int, torch.Tensor] = {}
         self._trunk_features: torch.Tensor | None = None
         self.unit_passes = 0  # images x units run: what caching saves, for benchmarks

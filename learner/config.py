@@ -9,26 +9,22 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
+from forkpoint.contract import recipe
 from forkpoint.contract.branch import UnitRange
 from forkpoint.contract.errors import ConfigError
 from forkpoint.learner.augment import AugmentConfig
 from forkpoint.learner.select import DEFAULT_EPS, DEFAULT_MAX_BLOCKS, DEFAULT_MAX_EXTRA_COST, SelectionConfig
 from forkpoint.learner.train import TrainConfig
 
-DEFAULT_EPOCHS = 10
-DEFAULT_PROFILE_EPOCHS = 3
-DEFAULT_PATIENCE = 4  # validation passes without improvement
-DEFAULT_LR = 1e-3
-DEFAULT_BATCH = 64
-# Floors on optimizer steps, so few epochs over few images still converge. Measured in
-# docs/benchmarks.md (ablation): below these the branch often ends under the probe.
-DEFAULT_MIN_STEPS = 150
-DEFAULT_PROFILE_MIN_STEPS = 100
-# The branch's private BatchNorm copies adapt their statistics, and the final training sees
-# 2 cached augmented views per image: together +1.3 pt on average over neither, up in 5 of 6
-# cells (docs/ablation.md, 2 seeds); augmentation with frozen statistics lost 1.6 pt.
-DEFAULT_BN_ADAPT = True
-DEFAULT_AUGMENT_VIEWS = 2
+DEFAULT_EPOCHS = recipe.EPOCHS
+DEFAULT_PROFILE_EPOCHS = recipe.PROFILE_EPOCHS
+DEFAULT_PATIENCE = recipe.PATIENCE
+DEFAULT_LR = recipe.LR
+DEFAULT_BATCH = recipe.BATCH
+DEFAULT_MIN_STEPS = recipe.MIN_STEPS
+DEFAULT_PROFILE_MIN_STEPS = recipe.PROFILE_MIN_STEPS
+DEFAULT_BN_ADAPT = recipe.BN_ADAPT
+DEFAULT_AUGMENT_VIEWS = recipe.AUGMENT_VIEWS
 
 
 @dataclass(frozen=True)
@@ -90,6 +86,7 @@ def add_task_config(
     eps: float = DEFAULT_EPS,
     budget_blocks: int = DEFAULT_MAX_BLOCKS,
     max_extra_cost: float = DEFAULT_MAX_EXTRA_COST,
+    free_growth: bool = recipe.FREE_GROWTH,
     seed: int = 0,
     **rest,
 ) -> AddTaskConfig:
@@ -100,12 +97,12 @@ def add_task_config(
     # A random head trains at 3x the blocks' rate; a head that starts from the probe
     # (lp_init=True) at the blocks' rate, since 3x undid the probe on small tasks.
     lp_init = bool(rest.get("lp_init", False))
-    head_lr = head_lr if head_lr is not None else (lr if lp_init else 3 * lr)
+    head_lr = head_lr if head_lr is not None else (lr if lp_init else recipe.HEAD_LR_FACTOR * lr)
     common = dict(batch_size=batch_size, lr=lr, head_lr=head_lr, seed=seed, bn_adapt=bn_adapt)
     return AddTaskConfig(
         profile=TrainConfig(epochs=profile_epochs, patience=0, keep_best_epoch=False, min_steps=profile_min_steps, **common),
         train=TrainConfig(epochs=epochs, patience=patience, min_steps=min_steps, **common),
-        selection=SelectionConfig(eps=eps, max_blocks=budget_blocks, max_extra_cost=max_extra_cost),
+        selection=SelectionConfig(eps=eps, max_blocks=budget_blocks, max_extra_cost=max_extra_cost, free_growth=free_growth),
         augment=AugmentConfig(views=augment_views, flip=flip),
         split_seed=seed,
         **rest,

@@ -146,3 +146,15 @@ def cache_budget_bytes(device: torch.device, budget_mb: float | None = None,
         free = free_bytes(device) if free_bytes is not None else torch.cuda.mem_get_info(device)[0]
         return int(free * GPU_CACHE_SHARE)
     return CPU_CACHE_BUDGET_MB * 2**20
+
+
+# Images per forward pass when scoring or filling a cache. On the CPU a small batch keeps
+# each layer's activations in cache: Lite0's prefix at 64 px ran 2.8x faster in chunks of
+# 32 than of 256 (0.75 s vs 2.1 s for 512 images, one thread); a GPU wants big batches.
+CPU_INFERENCE_BATCH = 32
+GPU_INFERENCE_BATCH = 256
+
+
+def inference_batch(device: torch.device | str) -> int:
+    """Images per no-grad forward pass on ``device`` (caches, validation and test scoring)."""
+    return GPU_INFERENCE_BATCH if torch.device(device).type == "cuda" else CPU_INFERENCE_BATCH

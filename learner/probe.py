@@ -33,9 +33,12 @@ class ProbeFit:
     val_correct: torch.Tensor  # bool per validation image, for paired comparisons
 
 
-def _fit_one(x: torch.Tensor, y: torch.Tensor, num_classes: int, l2: float, max_iter: int) -> tuple[torch.Tensor, torch.Tensor]:
-    w = torch.zeros(num_classes, x.shape[1], dtype=torch.float64, requires_grad=True)
-    b = torch.zeros(num_classes, dtype=torch.float64, requires_grad=True)
+def _fit_one(x: torch.Tensor, y: torch.Tensor, num_classes: int, l2: float, max_iter: int,
+             start: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One L2 strength; ``start`` warm-starts from a neighbouring strength's solution (same convex optimum, fewer steps)."""
+    w0, b0 = start if start is not None else (torch.zeros(num_classes, x.shape[1], dtype=torch.float64),
+                                              torch.zeros(num_classes, dtype=torch.float64))
+    w, b = w0.clone().requires_grad_(True), b0.clone().requires_grad_(True)
     opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=max_iter, history_size=20, line_search_fn="strong_wolfe",
                             tolerance_grad=1e-7, tolerance_change=1e-10)
 
@@ -75,9 +78,10 @@ def fit_probe(
     xv = (val_feats.double().cpu() - mu) / sd
     yt, yv = y_train.cpu(), y_val.cpu()
     best: ProbeFit | None = None
+    prev = None
     with torch.enable_grad():
-        for l2 in l2_grid:
-            w, b = _fit_one(xt, yt, num_classes, l2, max_iter)
+        for l2 in sorted(l2_grid, reverse=True):  # strong to weak: each fit starts from the last (a regularisation path)
+            w, b = prev = _fit_one(xt, yt, num_classes, l2, max_iter, prev)
             with torch.no_grad():
                 logits = xv @ w.T + b
                 correct = logits.argmax(1) == yv

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from forkpoint.learner.backbone import Backbone
 from forkpoint.learner.branch import Branch
 from forkpoint.learner.cache import PrefixCache
-from forkpoint.learner.device import synchronize
+from forkpoint.learner.device import inference_batch, synchronize
 from forkpoint.contract.errors import ConfigError
 
 
@@ -93,20 +93,20 @@ def branch_logits(backbone: Backbone, branch: Branch, h: torch.Tensor, trunk_fea
 
 
 @torch.no_grad()
-def logits_of(backbone: Backbone, branch: Branch, cache: PrefixCache, batch_size: int = 256) -> torch.Tensor:
+def logits_of(backbone: Backbone, branch: Branch, cache: PrefixCache, batch_size: int | None = None) -> torch.Tensor:
     """Float32 logits of ``branch`` for every image in ``cache``'s split (CPU), computed in
     fp32 on every device: validation scores and test accuracy are what fp32 serving reproduces."""
     trunk = cache.trunk_features() if branch.spec.siamese else None
     out = torch.empty(len(cache), branch.spec.num_classes)
     order = torch.arange(len(cache))
     with torch.autocast(cache.device.type, enabled=False):  # whatever context the caller is in
-        for idx, h in cache.batches(branch.spec.start, order, batch_size):
+        for idx, h in cache.batches(branch.spec.start, order, batch_size or inference_batch(cache.device)):
             tf = trunk[idx.to(trunk.device)] if trunk is not None else None
             out[idx] = branch_logits(backbone, branch, h, tf).float().cpu()
     return out
 
 
-def predict(backbone: Backbone, branch: Branch, cache: PrefixCache, batch_size: int = 256) -> torch.Tensor:
+def predict(backbone: Backbone, branch: Branch, cache: PrefixCache, batch_size: int | None = None) -> torch.Tensor:
     """Class predictions of ``branch`` for every image in ``cache``'s split."""
     return logits_of(backbone, branch, cache, batch_size).argmax(1)
 
