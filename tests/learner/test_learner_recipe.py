@@ -133,3 +133,31 @@ def test_a_fixed_probe_branch_is_recorded_as_such():
     cfg = add_task_config(branch=UnitRange.probe(16), candidates=UnitRange(16, 16))
     assert cfg.to_dict()["branch"] == [16, 16] and cfg.to_dict()["candidates"] == [16, 16]
     assert add_task_config().to_dict()["branch"] is None
+
+
+def test_the_warm_started_probe_path_finds_each_strengths_optimum(lite0_32, digits10):
+    """The L2 grid is fitted strong to weak, each fit starting from the last: the same convex optimum as from zero."""
+    from forkpoint.learner.probe import _fit_one, _standardiser
+
+    train, y, test, yt = _caches(lite0_32, digits10)
+    feats = train.trunk_features().double()
+    mu, sd = _standardiser(feats)
+    x = (feats - mu) / sd
+    warm = _fit_one(x, y, 10, 1e-1, 200, _fit_one(x, y, 10, 1.0, 200))
+    cold = _fit_one(x, y, 10, 1e-1, 200)
+    torch.testing.assert_close(warm[0], cold[0], rtol=1e-3, atol=1e-3)
+    torch.testing.assert_close(warm[1], cold[1], rtol=1e-3, atol=1e-3)
+
+
+def test_scoring_batch_size_does_not_change_predictions(lite0_32, digits10):
+    """The CPU scores in small batches for speed (``device.inference_batch``); the answers are the same."""
+    from forkpoint.learner.device import inference_batch
+
+    assert inference_batch("cpu") == 32 and inference_batch(torch.device("cpu")) < 256
+    x = to_input(digits10.test.images, lite0_32.resolution, lite0_32.mean, lite0_32.std)
+    cpu = torch.device("cpu")
+    branch = Branch.new(lite0_32, 14, 16, 10, seed=1)
+    small, big = PrefixCache(lite0_32, x, cpu), PrefixCache(lite0_32, x, cpu, chunk=256)
+    assert small.chunk == 32
+    torch.testing.assert_close(logits_of(lite0_32, branch, small), logits_of(lite0_32, branch, big, batch_size=256),
+                               rtol=1e-4, atol=1e-4)
