@@ -25,6 +25,7 @@ AUGMENT_VIEWS = 2
 # than z paired standard errors; at most MAX_BLOCKS tuned units and MAX_EXTRA_COST % more
 # inference per task. FREE_GROWTH: a branch tunes from its fork to the head (recipe 3).
 EPS = 0.005
+Z = 0.5
 MAX_BLOCKS = 3
 MAX_EXTRA_COST = 30.0
 FREE_GROWTH = True

@@ -13,28 +13,18 @@ from forkpoint.contract import recipe
 from forkpoint.contract.branch import UnitRange
 from forkpoint.contract.errors import ConfigError
 from forkpoint.learner.augment import AugmentConfig
-from forkpoint.learner.select import DEFAULT_EPS, DEFAULT_MAX_BLOCKS, DEFAULT_MAX_EXTRA_COST, SelectionConfig
+from forkpoint.learner.select import SelectionConfig
 from forkpoint.learner.train import TrainConfig
-
-DEFAULT_EPOCHS = recipe.EPOCHS
-DEFAULT_PROFILE_EPOCHS = recipe.PROFILE_EPOCHS
-DEFAULT_PATIENCE = recipe.PATIENCE
-DEFAULT_LR = recipe.LR
-DEFAULT_BATCH = recipe.BATCH
-DEFAULT_MIN_STEPS = recipe.MIN_STEPS
-DEFAULT_PROFILE_MIN_STEPS = recipe.PROFILE_MIN_STEPS
-DEFAULT_BN_ADAPT = recipe.BN_ADAPT
-DEFAULT_AUGMENT_VIEWS = recipe.AUGMENT_VIEWS
 
 
 @dataclass(frozen=True)
 class AddTaskConfig:
     """Everything that decides how a task is added (recorded with each task version)."""
 
-    profile: TrainConfig = TrainConfig(epochs=DEFAULT_PROFILE_EPOCHS, patience=0, keep_best_epoch=False,
-                                       min_steps=DEFAULT_PROFILE_MIN_STEPS, bn_adapt=DEFAULT_BN_ADAPT)  # short, scored at its end
-    train: TrainConfig = TrainConfig(epochs=DEFAULT_EPOCHS, patience=DEFAULT_PATIENCE, min_steps=DEFAULT_MIN_STEPS,
-                                     bn_adapt=DEFAULT_BN_ADAPT)
+    profile: TrainConfig = TrainConfig(epochs=recipe.PROFILE_EPOCHS, patience=0, keep_best_epoch=False,
+                                       min_steps=recipe.PROFILE_MIN_STEPS, bn_adapt=recipe.BN_ADAPT)  # short, scored at its end
+    train: TrainConfig = TrainConfig(epochs=recipe.EPOCHS, patience=recipe.PATIENCE, min_steps=recipe.MIN_STEPS,
+                                     bn_adapt=recipe.BN_ADAPT)
     selection: SelectionConfig = SelectionConfig()
     candidates: UnitRange | None = None  # units to profile; None = the units within the cost budget
     branch: UnitRange | None = None  # fixed branch (UnitRange.probe(n) = head only); skips profile and selection
@@ -43,7 +33,7 @@ class AddTaskConfig:
     # blocks' rate on the same images (docs/ablation.md): off by default, kept as an option.
     lp_init: bool = False
     probe_candidate: bool = True  # the linear probe competes in selection and is the fallback
-    augment: AugmentConfig = AugmentConfig(views=DEFAULT_AUGMENT_VIEWS)  # cached augmented views for the final training
+    augment: AugmentConfig = AugmentConfig(views=recipe.AUGMENT_VIEWS)  # cached augmented views for the final training
     cv_below_val: int = 30  # fewer validation images than this: branch vs probe by 5-fold cross-validation (costs ~5 trainings)
     val_fraction: float = 0.15
     split_seed: int = 0
@@ -72,20 +62,20 @@ class AddTaskConfig:
 
 def add_task_config(
     *,
-    epochs: int = DEFAULT_EPOCHS,
-    profile_epochs: int = DEFAULT_PROFILE_EPOCHS,
-    patience: int = DEFAULT_PATIENCE,
-    batch_size: int = DEFAULT_BATCH,
-    lr: float = DEFAULT_LR,
+    epochs: int = recipe.EPOCHS,
+    profile_epochs: int = recipe.PROFILE_EPOCHS,
+    patience: int = recipe.PATIENCE,
+    batch_size: int = recipe.BATCH,
+    lr: float = recipe.LR,
     head_lr: float | None = None,
-    min_steps: int = DEFAULT_MIN_STEPS,
-    profile_min_steps: int = DEFAULT_PROFILE_MIN_STEPS,
-    bn_adapt: bool = DEFAULT_BN_ADAPT,
-    augment_views: int = DEFAULT_AUGMENT_VIEWS,
+    min_steps: int = recipe.MIN_STEPS,
+    profile_min_steps: int = recipe.PROFILE_MIN_STEPS,
+    bn_adapt: bool = recipe.BN_ADAPT,
+    augment_views: int = recipe.AUGMENT_VIEWS,
     flip: bool = False,
-    eps: float = DEFAULT_EPS,
-    budget_blocks: int = DEFAULT_MAX_BLOCKS,
-    max_extra_cost: float = DEFAULT_MAX_EXTRA_COST,
+    eps: float = recipe.EPS,
+    budget_blocks: int = recipe.MAX_BLOCKS,
+    max_extra_cost: float = recipe.MAX_EXTRA_COST,
     free_growth: bool = recipe.FREE_GROWTH,
     seed: int = 0,
     **rest,

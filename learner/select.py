@@ -31,18 +31,13 @@ from forkpoint.contract import recipe
 from forkpoint.contract.errors import ConfigError
 from forkpoint.learner.profile import Candidate
 
-DEFAULT_EPS = recipe.EPS
-DEFAULT_Z = 0.5
-DEFAULT_MAX_BLOCKS = recipe.MAX_BLOCKS
-DEFAULT_MAX_EXTRA_COST = recipe.MAX_EXTRA_COST
-
 
 @dataclass(frozen=True)
 class SelectionConfig:
-    eps: float = DEFAULT_EPS
-    max_blocks: int = DEFAULT_MAX_BLOCKS
-    max_extra_cost: float = DEFAULT_MAX_EXTRA_COST  # % of one backbone pass
-    z: float = DEFAULT_Z  # standard errors a candidate must win by (0 = plain eps)
+    eps: float = recipe.EPS
+    max_blocks: int = recipe.MAX_BLOCKS
+    max_extra_cost: float = recipe.MAX_EXTRA_COST  # % of one backbone pass
+    z: float = recipe.Z  # standard errors a candidate must win by (0 = plain eps)
     metric: str = "loss"  # how profile/greedy candidates are compared: "loss" or "acc"
     loss_eps: float = 0.02  # relative validation-loss drop a growth step must bring (metric="loss")
     # Tuning the units after the fork adds no inference cost (they run per task anyway), only
