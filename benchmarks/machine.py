@@ -26,10 +26,14 @@ def _cpu_model() -> str:
 
 
 def _git_commit() -> str | None:
+    """The short commit, with ``+dirty`` when tracked files differ from it (the figures are then not that commit's)."""
+    here = Path(__file__).resolve().parent
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10,
-                             cwd=Path(__file__).resolve().parent)
-        return out.stdout.strip() or None
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10, cwd=here)
+        commit = out.stdout.strip() or None
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True,
+                                timeout=10, cwd=here)
+        return f"{commit}+dirty" if commit and status.stdout.strip() else commit
     except (OSError, subprocess.SubprocessError):
         return None
 
