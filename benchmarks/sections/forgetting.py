@@ -12,6 +12,7 @@ Two sources, both real stream runs:
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 from forkpoint.benchmarks.context import BenchContext
 from forkpoint.benchmarks.datasets import sample_task
@@ -116,7 +117,7 @@ def tables(result: dict) -> list[TableSpec]:
         out.append(TableSpec(
             f"Same stream through the scenarios harness (Avalanche): {' → '.join(h['stream'])}, {h['per_class']} images/class, seed {h['seed']}",
             ["strategy", "final avg acc %", "forgetting (pt, Avalanche)", "max task forgetting (pt)", "train s (all tasks)", "exact check"],
-            brow, note=f"Full report: {h['report']}"))
+            brow, note=f"Full report: scenarios/{Path(h['report']).parent.name}/report.md in the run's --out folder (not committed)."))
     elif h.get("error"):
         out.append(TableSpec("Continual-learning baselines", ["status"], [[h["error"]]]))
     return out
