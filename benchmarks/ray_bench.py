@@ -170,7 +170,7 @@ def table(r: dict[str, Any]) -> str:
     k = len(t["candidates"])
     lines = [
         f"Profile of {k} candidates ({', '.join(t['candidates'])}) on {t['train']} MNIST training / {t['val']} validation "
-        f"images at {t['resolution']} px, add-task's default profile schedule (at least {t['profile_steps_min']} steps each). "
+        f"images at {t['resolution']} px, a profile schedule of at least {t['profile_steps_min']} steps per candidate. "
         f"Serial: 1 torch thread; Ray: {r['workers']} workers x {r['threads_per_worker']} thread. "
         f"Every candidate's validation loss, accuracy and per-image correctness identical to serial: "
         f"**{'yes' if r['identical_to_serial'] else 'NO'}**.",
