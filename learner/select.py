@@ -32,6 +32,9 @@ from forkpoint.contract.errors import ConfigError
 from forkpoint.learner.profile import Candidate
 
 
+Scorer = Callable[[Sequence[tuple[int, int]]], list[Candidate]]  # trains and scores unit ranges, in order
+
+
 @dataclass(frozen=True)
 class SelectionConfig:
     eps: float = recipe.EPS
@@ -107,7 +110,7 @@ def _better(a: Candidate, b: Candidate, cfg: SelectionConfig) -> bool:
 
 def greedy_select(
     profile: Sequence[Candidate],
-    score: Callable[[Sequence[tuple[int, int]]], list[Candidate]],
+    score: Scorer,
     extra_cost: Callable[[int], float],
     num_blocks: int,
     cfg: SelectionConfig,
@@ -142,9 +145,6 @@ def greedy_select(
     if probe is not None and not beats(current, probe, cfg):
         return probe, tried
     return current, tried
-
-
-Scorer = Callable[[Sequence[tuple[int, int]]], list[Candidate]]
 
 
 def _grow_fork(current: Candidate, get: Scorer, extra_cost: Callable[[int], float],

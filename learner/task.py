@@ -240,7 +240,9 @@ def add_task(
             profile = run_profile(bb, units, caches, num_classes, cfg.profile, cfg.siamese, lambda c: phases.advance(),
                                   head_init, executor)
             t_profile = time.perf_counter() - t0
-            phases.start("select", 2 * (cfg.selection.max_blocks - 1))
+            # trainings greedy may run: the run to the head, then one per earlier fork; or two options a step
+            sel = cfg.selection
+            phases.start("select", len(units) if sel.free_growth else 2 * (sel.max_blocks - 1))
             job = ScoreJob(bb, caches, num_classes, cfg.profile, cfg.siamese, head_init)
 
             def score(options) -> list[Candidate]:

@@ -19,12 +19,13 @@ from forkpoint.learner.parallel import KILL_ENV, Call, RayExecutor
 
 pytestmark = pytest.mark.ray
 
-# Four candidates and a two-block budget: a profile of 4 and a greedy step of 2 options; with
-# 14 validation images the trained branch meets the probe in a 5-fold cross-validation (5 tasks).
+# Four candidates and a two-block budget: a profile of 4 and (the paper's greedy) a step of 2
+# options side by side; with 14 validation images the trained branch meets the probe in a
+# 5-fold cross-validation (5 tasks).
 CFG = AddTaskConfig(
     profile=TrainConfig(epochs=1, patience=0),
     train=TrainConfig(epochs=2, patience=0),
-    selection=SelectionConfig(max_blocks=2, max_extra_cost=40.0),
+    selection=SelectionConfig(max_blocks=2, max_extra_cost=40.0, free_growth=False),
     candidates=UnitRange(12, 16),
     device="cpu",
 )
