@@ -216,7 +216,7 @@ def _shown(key: str, value: Any, rec: VersionRecord) -> str:
             return _acc_of(rec, key.split(".")[1].removesuffix("_acc"))
         if key.startswith("metrics.") and ("acc" in key or "per_class" in key):
             return pct(value)
-        return f"{value:.4g}"
+        return f"{value:.4g}" if value == 0 or abs(value) >= 1e-3 else f"{value:.1e}"  # 0.0001201 s -> 1.2e-04
     if isinstance(value, list) and len(value) > 8:  # a routing record's prototypes, a long profile...
         return f"[{len(value)} values]"
     return _short(value)
