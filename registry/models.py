@@ -140,7 +140,8 @@ class ObjectClaim(SQLModel, table=True):
 
 class RegistrySetting(SQLModel, table=True):
     """A registry-wide setting every machine sharing the database must agree on (0005):
-    ``store_url``, where the weights live. Written once (by ``init``), never changed in place."""
+    ``store_url``, where the weights live; ``audit_key``, the id of the key a keyed registry is
+    sealed with (registry/keying.py). Written once, never changed: insert-only by triggers (0006)."""
 
     __tablename__ = "registry_setting"
 
@@ -148,3 +149,21 @@ class RegistrySetting(SQLModel, table=True):
     value: str = Field(sa_type=sa.Text(), nullable=False)
     actor: str = Field(sa_type=sa.String(200), nullable=False)
     set_at: datetime = _when()
+
+
+class ReferenceOutput(SQLModel, table=True):
+    """What a version's served logits were when it was added (0006): probe images in the store
+    (``probe_sha256``), per probe the logits' shape, sha256 and values, and the library versions
+    that computed them. Insert-only (triggers); sealed (``row_digest``); one per version."""
+
+    __tablename__ = "reference_output"
+    __table_args__ = (sa.UniqueConstraint("task_version_id", name="uq_reference_output_task_version_id"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    task_version_id: int = Field(foreign_key="task_version.id", nullable=False)
+    probe_sha256: str = Field(sa_type=SHA, nullable=False, index=True)
+    probe_bytes: int = Field(sa_type=sa.BigInteger(), nullable=False)
+    outputs: dict = _json()
+    lib_versions: dict = _json()
+    created_at: datetime = _when()
+    row_digest: str = Field(sa_type=SEAL, nullable=False)

@@ -33,7 +33,7 @@ def _populate_0004(home, db_url, sample_of) -> sa.Engine:
 def test_a_populated_0004_registry_upgrades_and_keeps_its_weights_in_the_home(home, db_url, sample_of):
     engine = _populate_0004(home, db_url, sample_of)
     with Registry.open(home, db_url) as reg:
-        assert current_revision(engine) == head_revision() == "0005"
+        assert current_revision(engine) == head_revision()
         assert reg.store_url is None and isinstance(reg.store, LocalObjectStore)
         assert reg.store.root == home.resolve() / "objects"
         assert reg.verify().ok

@@ -35,7 +35,7 @@ def test_first_schema_upgrades_to_head_keeping_rows(home, db_url, engine, sample
     sample_rows(engine)
 
     with Registry.open(home, db_url) as reg:  # opening upgrades to head
-        assert current_revision(engine) == head_revision() == "0005"
+        assert current_revision(engine) == head_revision()
         insp = sa.inspect(engine)
         assert "run_id" in {c["name"] for c in insp.get_columns("task_version")}
         assert "ix_audit_event_task" in {i["name"] for i in insp.get_indexes("audit_event")}
