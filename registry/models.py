@@ -167,3 +167,38 @@ class ReferenceOutput(SQLModel, table=True):
     lib_versions: dict = _json()
     created_at: datetime = _when()
     row_digest: str = Field(sa_type=SEAL, nullable=False)
+
+
+class HeadStats(SQLModel, table=True):
+    """One task version's statistics for the task-agnostic head (0007): sums over its own training
+    images in a content-addressed safetensors object (``stats_sha256``). Insert-only (triggers)."""
+
+    __tablename__ = "head_stats"
+    __table_args__ = (sa.UniqueConstraint("task_version_id", "method", name="uq_head_stats_task_version_id_method"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    task_version_id: int = Field(foreign_key="task_version.id", nullable=False)
+    method: str = Field(sa_type=sa.String(40), nullable=False)
+    config: dict = _json()
+    stats_sha256: str = Field(sa_type=SHA, nullable=False, index=True)
+    stats_bytes: int = Field(sa_type=sa.BigInteger(), nullable=False)
+    actor: str = Field(sa_type=sa.String(200), nullable=False)
+    created_at: datetime = _when()
+
+
+class AgnosticHead(SQLModel, table=True):
+    """A version of a backbone's task-agnostic head (0007): the task versions it answers over
+    (``members``, each with its statistics' sha256) and the ridge strength chosen on validation."""
+
+    __tablename__ = "agnostic_head"
+    __table_args__ = (sa.UniqueConstraint("backbone_id", "method", "version", name="uq_agnostic_head_backbone_id_method_version"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    backbone_id: int = Field(foreign_key="backbone.id", nullable=False)
+    method: str = Field(sa_type=sa.String(40), nullable=False)
+    version: int = Field(nullable=False)
+    parent_version: Optional[int] = Field(default=None, nullable=True)
+    members: list = _json()
+    config: dict = _json()
+    actor: str = Field(sa_type=sa.String(200), nullable=False)
+    created_at: datetime = _when()
