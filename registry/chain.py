@@ -8,7 +8,9 @@ lock here. ``prev_hash`` is unique, so even an unserialised writer cannot fork t
 
 What the chain cannot show on its own: the newest events cut off together with the
 state they describe (no later event commits to them). :func:`walk` returns the head hash
-so an operator can record it elsewhere and compare later.
+so an operator can record it elsewhere and compare later. Once an event is sealed with
+the audit key the registry records it (registry/keying.py), and every later event must be
+keyed: re-sealing them with plain SHA-256 (a downgrade) is found without the key.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any, Iterable
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from forkpoint.registry import digest
+from forkpoint.registry import digest, keying
 from forkpoint.registry.models import AuditEvent
 from forkpoint.registry.records import utc
 
@@ -47,11 +49,13 @@ def lock(s: Session) -> None:
 def append(s: Session, event: AuditEvent) -> AuditEvent:
     """Link ``event`` to the newest event and add it to ``s`` (inside a write transaction)."""
     lock(s)
+    keyed = keying.before_append(s)  # refuses to seal a keyed registry's event without its key
     head = s.exec(select(AuditEvent.event_hash).order_by(AuditEvent.id.desc()).limit(1)).first()  # type: ignore[union-attr]
     event.prev_hash = head or GENESIS
     event.event_hash = digest.seal(payload(event))
     s.add(event)
     s.flush()
+    keying.after_append(s, keyed, event.id)  # type: ignore[arg-type]
     return event
 
 
@@ -64,28 +68,37 @@ class ChainCheck:
     first_keyed_id: int | None = None
 
 
-def walk(events: Iterable[AuditEvent]) -> ChainCheck:
-    """Check every link and seal, oldest first. With an audit key set, events written
-    without it are accepted only before the first keyed one (they predate the key and
-    that event commits to them); an unkeyed event after it was forged or written by a
-    process without the key."""
+def walk(events: Iterable[AuditEvent], record: keying.Keying | str | None = None) -> ChainCheck:
+    """Check every link and seal, oldest first. ``record`` is the registry's audit key record
+    (registry/keying.py): from its first event on, an event sealed without the key is a
+    finding whether or not this process has the key. Without a record, unkeyed events are
+    accepted only before the first keyed one (they predate the key and it commits to them)."""
     out = ChainCheck()
     keyed_now = digest.audit_key() is not None
+    keyed_from = record.first_event if isinstance(record, keying.Keying) else None
     unchecked = 0
+    seen_keyed: int | None = None
+    ids: set[int] = set()
     for e in events:
+        ids.add(e.id)  # type: ignore[arg-type]
         name = f"audit event {e.id} ({e.action} {e.target})"
         if e.prev_hash != out.head:
             out.problems.append(f"{name} does not follow the event before it: events were deleted, inserted or reordered")
-        if digest.is_keyed(e.event_hash) and not keyed_now:
+        keyed = digest.is_keyed(e.event_hash)
+        if keyed and not keyed_now:
             unchecked += 1
         elif reason := digest.check(e.event_hash, payload(e)):
             out.problems.append(f"{name} {reason}")
-        if digest.is_keyed(e.event_hash):
-            if out.first_keyed_id is None:
-                out.first_keyed_id = e.id
-        elif keyed_now and out.first_keyed_id is not None:
+        if keyed and seen_keyed is None:
+            seen_keyed = e.id
+        if not keyed and keyed_from is not None and e.id >= keyed_from:  # type: ignore[operator]
+            out.problems.append(f"{name} is not sealed with the audit key although the registry is keyed from event "
+                                f"{keyed_from} on: it was re-sealed without the key (a downgrade) or forged")
+        elif not keyed and keyed_from is None and seen_keyed is not None:
             out.problems.append(f"{name} is not sealed with the audit key although earlier events are: it was forged or written without {digest.KEY_ENV}")
         out.head = e.event_hash
+    out.first_keyed_id = keyed_from if keyed_from is not None else seen_keyed
+    out.problems += keying.problems(record, seen_keyed, ids)
     if unchecked:
         out.problems.append(f"{unchecked} audit event(s) are sealed with an audit key, which is not set: set {digest.KEY_ENV} to check them")
     return out

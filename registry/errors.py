@@ -82,3 +82,7 @@ class LivePointerError(RegistryError):
 
 class StoreUnavailableError(RegistryError):
     """The object store named by the registry's store URL cannot be reached, listed or read."""
+
+
+class AuditKeyError(RegistryError, ConfigError):
+    """A write to a keyed registry without its audit key (or with another key): it would be sealed unkeyed."""

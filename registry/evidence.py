@@ -14,30 +14,17 @@ from typing import Sequence
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from forkpoint.registry import branchfile, chain, digest
+from forkpoint.registry import branchfile, chain, digest, keying, triggers
 from forkpoint.registry.errors import ArtifactCorruptError, ArtifactMissingError, TamperedError
 from forkpoint.registry.models import AuditEvent, Backbone, Task, TaskVersion
 from forkpoint.registry.store import WeightStore
 
 LIVE_ACTIONS = ("add_version", "promote", "rollback")
-# the insert-only triggers 0004 installs; PostgreSQL's first of each pair covers UPDATE and DELETE
-TRIGGERS = {
-    "sqlite": ("audit_event_no_update", "audit_event_no_delete", "task_version_no_update", "task_version_no_delete"),
-    "postgresql": ("audit_event_no_update", "audit_event_no_truncate", "task_version_no_update", "task_version_no_truncate"),
-}
-_TRIGGER_SQL = {
-    "sqlite": "SELECT name, sql LIKE '%RAISE(ABORT%' FROM sqlite_master WHERE type = 'trigger'",
-    "postgresql": "SELECT t.tgname, t.tgenabled <> 'D' AND p.prosrc LIKE '%RAISE EXCEPTION%' FROM pg_trigger t "
-                  "JOIN pg_proc p ON p.oid = t.tgfoid WHERE NOT t.tgisinternal "
-                  "AND t.tgrelid IN ('audit_event'::regclass, 'task_version'::regclass)",
-}
 
 
 def missing_triggers(s: Session) -> list[str]:
-    """Names of the insert-only triggers that are absent, disabled or no longer refuse anything."""
-    dialect = s.get_bind().dialect.name
-    working = {name for name, ok in s.exec(sa.text(_TRIGGER_SQL[dialect])).all() if ok}  # type: ignore[call-overload]
-    return [t for t in TRIGGERS[dialect] if t not in working]
+    """Names of the insert-only triggers that are absent, disabled or rewritten so they no longer refuse everything."""
+    return triggers.broken(s)
 
 
 def seal_version(row: TaskVersion, task: str, fingerprint: str) -> str:
@@ -57,8 +44,8 @@ def row_problem(row: TaskVersion, task: str, fingerprint: str, add: AuditEvent |
         return f"{ref}: version row {reason}"
     if add is None:
         return f"{ref}: has no add_version audit event (the log was cut)"
-    if digest.audit_key() and not digest.is_keyed(row.row_digest) and first_keyed_id is not None and add.id > first_keyed_id:
-        return f"{ref}: version row is not sealed with the audit key although it was added after the key was in use"
+    if not digest.is_keyed(row.row_digest) and first_keyed_id is not None and add.id >= first_keyed_id:  # type: ignore[operator]
+        return f"{ref}: version row is not sealed with the audit key although it was added after the key was in use (a downgrade)"
     recorded = add.details
     if recorded.get("weights_sha256", row.weights_sha256) != row.weights_sha256:
         return f"{ref}: points at weights {row.weights_sha256[:12]}… but was added with {str(recorded['weights_sha256'])[:12]}…"
@@ -68,6 +55,10 @@ def row_problem(row: TaskVersion, task: str, fingerprint: str, add: AuditEvent |
 
 
 def first_keyed_id(s: Session) -> int | None:
+    """From which event on seals must be keyed: the registry's record, else the first keyed event."""
+    rec = keying.read(s)
+    if isinstance(rec, keying.Keying):
+        return rec.first_event
     return s.exec(select(sa.func.min(AuditEvent.id)).where(AuditEvent.event_hash.like(f"{digest.KEYED}:%"))).one()  # type: ignore[attr-defined]
 
 
@@ -77,13 +68,13 @@ def check_served(s: Session, rows: Sequence[tuple[TaskVersion, str, str]]) -> No
         return
     if missing := missing_triggers(s):
         raise TamperedError(
-            f"insert-only triggers {', '.join(missing)} are missing or disabled, so versions and the audit log can be rewritten: "
+            f"insert-only triggers {', '.join(missing)} are missing or disabled (or rewritten), so versions and the audit log can be rewritten: "
             "refusing to serve; restore them (registry/migrations/versions/0004) and run `forkpoint audit`"
         )
     names = sorted({name for _, name, _ in rows})
     adds = {(e.task, e.version): e for e in s.exec(select(AuditEvent).where(
         AuditEvent.action == "add_version", AuditEvent.task.in_(names))).all()}  # type: ignore[union-attr]
-    first = first_keyed_id(s) if digest.audit_key() else None
+    first = first_keyed_id(s)
     for row, name, fp in rows:
         add = adds.get((name, row.version))
         problem = row_problem(row, name, fp, add, first)
@@ -109,10 +100,11 @@ class Findings:
 def audit(s: Session, store: WeightStore) -> Findings:
     """Every check over the whole registry (read-only)."""
     out = Findings()
-    out.problems += [f"insert-only trigger {t} is missing or disabled: versions and the audit log can be rewritten"
+    out.problems += [f"insert-only trigger {t} is missing or disabled, or was rewritten so it does not always refuse: "
+                     "versions and the audit log can be rewritten"
                      for t in missing_triggers(s)]
     events = s.exec(select(AuditEvent).order_by(AuditEvent.id)).all()  # type: ignore[arg-type]
-    walked = chain.walk(events)
+    walked = chain.walk(events, keying.read(s))
     out.problems += walked.problems
     out.chain_head = walked.head
     adds = {(e.task, e.version): e for e in events if e.action == "add_version"}

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session, select
 
-from forkpoint.registry import claims, evidence, validate
+from forkpoint.registry import claims, evidence, heads, validate
+from forkpoint.registry.errors import AuditKeyError
 from forkpoint.registry.models import AuditEvent, Backbone, Task, TaskVersion
 from forkpoint.registry.provenance import default_actor
 from forkpoint.registry.records import BackboneRecord, VerifyReport, VersionRecord
@@ -67,17 +68,22 @@ class MaintenanceMixin:
         report = run_verify(self.store, bbs, versions, dangling, trunk_fingerprint_fn, dvc_md5_fn)
         with self._read() as s:
             found = evidence.audit(s, self.store)
+        head_problems, head_objects = heads.check_objects(self)  # the agnostic head's statistics (0007)
         report = dataclasses.replace(
-            report, problems=report.problems + tuple(found.problems), chain_head=found.chain_head,
+            report, problems=report.problems + tuple(found.problems) + tuple(head_problems), chain_head=found.chain_head,
             bad_versions=tuple(sorted(set(report.bad_versions) | found.bad_versions)),
+            orphans=tuple(k for k in report.orphans if self.store.digest_of(k) not in head_objects),
         )
-        with self._write() as s:
-            self._log(s, actor or default_actor(), "verify", "registry", details={
-                "ok": report.ok, "problems": list(report.problems), "orphans": len(report.orphans),
-                "checked_objects": report.checked_objects, "checked_data": report.checked_data,
-                "chain_head": found.chain_head,
-            })
-            s.commit()
+        try:
+            with self._write() as s:
+                self._log(s, actor or default_actor(), "verify", "registry", details={
+                    "ok": report.ok, "problems": list(report.problems), "orphans": len(report.orphans),
+                    "checked_objects": report.checked_objects, "checked_data": report.checked_data,
+                    "chain_head": found.chain_head,
+                })
+                s.commit()
+        except AuditKeyError:
+            pass  # a keyed registry checked without its key: the report says so; an unkeyed event would be a finding
         return report
 
     def record_reproduction(self, task: str, version: int, details: dict[str, Any], actor: str | None = None) -> None:
@@ -127,4 +133,4 @@ def _referenced(s: Session) -> set[str]:
     """Every digest a version or a trunk points at, read inside gc's transaction."""
     versions = set(s.exec(select(TaskVersion.weights_sha256)).all())
     trunks = {d for d in s.exec(select(Backbone.trunk_sha256)).all() if d}
-    return versions | trunks
+    return versions | trunks | heads.referenced(s)

@@ -14,12 +14,20 @@
   the key id a keyed registry was first sealed with, registry/keying.py).
 
 Versions added before 0006 have no reference row: ``audit --deep`` says so, per version.
+A registry whose log already holds keyed seals gets its ``audit_key`` record here (the
+first keyed event; the key id if ``FORKPOINT_AUDIT_KEY`` is set now, else "unrecorded").
 
 Revision ID: 0006
 Revises: 0005
 """
 
 from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+from datetime import datetime, timezone
 
 import sqlalchemy as sa
 from alembic import op
@@ -52,7 +60,20 @@ CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table}
 """
 
 
+def _record_keying(conn: sa.Connection) -> None:
+    first = conn.execute(sa.text("SELECT min(id) FROM audit_event WHERE event_hash LIKE 'hmac-sha256:%'")).scalar()
+    if first is None:
+        return
+    key = os.environ.get("FORKPOINT_AUDIT_KEY")
+    kid = hmac.new(key.encode(), b"forkpoint audit key id v1", hashlib.sha256).hexdigest()[:16] if key else "unrecorded"
+    setting = sa.table("registry_setting", sa.column("name", sa.String()), sa.column("value", sa.Text()),
+                       sa.column("actor", sa.String()), sa.column("set_at", sa.DateTime(timezone=True)))
+    conn.execute(setting.insert().values(name="audit_key", value=json.dumps({"first_event": int(first), "key_id": kid}, sort_keys=True),
+                                         actor="migration 0006", set_at=datetime.now(timezone.utc)))
+
+
 def upgrade() -> None:
+    _record_keying(op.get_bind())
     op.create_table(
         "reference_output",
         sa.Column("id", sa.Integer(), primary_key=True),
