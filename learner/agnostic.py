@@ -197,12 +197,15 @@ class AgnosticHead:
         self.classes = [(t, j) for t, k in zip(self.tasks, self.num_classes) for j in range(k)]
 
     @classmethod
-    def build(cls, members: Sequence[tuple[str, TaskStatistics]], proj: torch.Tensor, config: HeadConfig) -> "AgnosticHead":
-        """Choose ``lam`` on validation, solve, and take the class means: a pure function of the members."""
+    def build(cls, members: Sequence[tuple[str, TaskStatistics]], proj: torch.Tensor, config: HeadConfig,
+              lam: float | None = None) -> "AgnosticHead":
+        """Choose ``lam`` on validation (unless given: a stored head's), solve, and take the class means:
+        a pure function of the members."""
         if not members:
             raise DataError("an agnostic head needs at least one task's statistics")
         stats = [s for _, s in members]
-        selection = choose_lambda(stats, config.lambdas)
+        n_val = int(sum(int(s.counts_val.sum()) for s in stats))
+        selection = choose_lambda(stats, config.lambdas) if lam is None else Selection(float(lam), {}, n_val)
         counts = torch.cat([(s.counts_fit + s.counts_val).double() for s in stats]).clamp(min=1)
         means = torch.cat([s.feature_sum for s in stats]) / counts[:, None]
         return cls([t for t, _ in members], [s.num_classes for s in stats], proj, solve(stats, selection.lam),
