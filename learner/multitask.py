@@ -13,6 +13,8 @@ from torch import nn
 
 from forkpoint.learner.backbone import Backbone, module_digest
 from forkpoint.learner.branch import Branch
+from forkpoint.learner.forkpass import shared_pass
+from forkpoint.learner.stacked import StackedBlocks, stack_blocks
 from forkpoint.contract.errors import ConfigError
 from forkpoint.contract.names import check_task_name
 
@@ -28,6 +30,7 @@ class MultiTaskModel(nn.Module):
         self._branch_list = nn.ModuleList()  # registered so .to() moves branches too
         self.branches: dict[str, Branch] = {}
         self.class_names: dict[str, list[str]] = {}
+        self._stacks: dict[tuple, StackedBlocks | None] = {}
 
     @property
     def tasks(self) -> list[str]:
@@ -43,6 +46,7 @@ class MultiTaskModel(nn.Module):
         self.branches[name] = branch
         self._branch_list.append(branch)
         self.class_names[name] = list(class_names)
+        self._stacks.clear()
 
     def fingerprints(self) -> dict[str, str]:
         fps = {"trunk": self.backbone.fingerprint()}
@@ -86,40 +90,18 @@ class MultiTaskModel(nn.Module):
         """FLOPs of one shared pass over ``tasks`` beyond one trunk pass, in % of one pass (0 without tasks)."""
         return self.total_cost_pct(tasks) - 100.0 if self._select(tasks) else 0.0
 
+    def stacked(self, names: tuple[str, ...], branches: list[Branch], start: int, stop: int) -> StackedBlocks | None:
+        """The stacked form of these same-range branches, built once per task set and device (:func:`stack_blocks`)."""
+        key = (names, str(next(self.backbone.parameters()).device))
+        if key not in self._stacks:
+            self._stacks[key] = stack_blocks(self.backbone, branches, start, stop)
+        return self._stacks[key]
+
     @torch.no_grad()
-    def forward(self, x: torch.Tensor, tasks=None) -> dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor, tasks=None, batched: bool = True) -> dict[str, torch.Tensor]:
+        """Logits per task from one shared pass (:func:`shared_pass`); ``batched=False`` loops over same-range tasks."""
         names = self._select(tasks)
-        bb, n_units, batch = self.backbone, self.backbone.num_blocks, x.shape[0]
-        specs = {t: self.branches[t].spec for t in names}
-        keep_trunk_to_end = any(s.siamese or s.start == n_units for s in specs.values())
-
-        merged: torch.Tensor | None = bb.stem(x)
-        keys = [TRUNK]  # row block k of `merged` belongs to keys[k]
-        private: dict[str, torch.Tensor] = {}
-        for i in range(n_units):
-            for t in names:
-                if specs[t].start == i and specs[t].stop > i:
-                    private[t] = merged[:batch]  # trunk rows: the input of unit i
-            if keys and keys[0] == TRUNK and not keep_trunk_to_end and not any(s.start > i for s in specs.values()):
-                merged = merged[batch:] if len(keys) > 1 else None
-                keys = keys[1:]
-            if merged is not None:
-                merged = bb.run_unit(i, merged)
-            for t, h in private.items():
-                private[t] = bb.run_unit(i, h, self.branches[t].blocks[i - specs[t].start])
-            for t in [t for t in private if specs[t].stop == i + 1]:
-                h = private.pop(t)
-                merged = h if merged is None else torch.cat([merged, h])
-                keys.append(t)
-
-        feats = bb.tail(merged) if merged is not None else None
-        rows = {k: feats[j * batch:(j + 1) * batch] for j, k in enumerate(keys)} if feats is not None else {}
-        trunk_feats = rows.get(TRUNK)
-        out = {}
-        for t in names:
-            f = trunk_feats if specs[t].start == n_units else rows[t]
-            out[t] = self.branches[t].logits(f, trunk_feats)
-        return out
+        return shared_pass(self.backbone, {t: self.branches[t] for t in names}, x, self.stacked if batched else None)
 
     @torch.no_grad()
     def forward_each(self, x: torch.Tensor, tasks=None) -> dict[str, torch.Tensor]:
