@@ -157,10 +157,13 @@ def _moved(state: State, rec, before: int | None, as_json: bool) -> None:
 @click.option("--since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]), metavar="DATE",
               help="Report only versions and events from DATE on (UTC; with --report).")
 @click.option("--task", "report_task", metavar="NAME", help="Report only this task (with --report).")
+@click.option("--deep", is_flag=True, help="Also recompute every version's outputs on its stored probe images and compare "
+              "with those stored when it was added: bit-identical, equal within 1e-5 on other library versions, or different.")
 @json_option
 @pass_state
-def audit(state: State, no_data: bool, report_path: Path | None, since, report_task: str | None, as_json: bool) -> None:
-    """Verify everything: weight hashes, trunk fingerprint, data versions, live branches. Exit 1 on any problem."""
+def audit(state: State, no_data: bool, report_path: Path | None, since, report_task: str | None, deep: bool,
+          as_json: bool) -> None:
+    """Verify everything: weight hashes, trunk fingerprint, data versions, live branches (--deep: stored outputs). Exit 1 on any problem."""
     from forkpoint.workflows.audit import audit_home
 
     if report_path is None and (since is not None or report_task is not None):
@@ -173,7 +176,7 @@ def audit(state: State, no_data: bool, report_path: Path | None, since, report_t
     with state.open() as home:
         if report_task is not None:
             home.registry.get_task(report_task)  # an unknown name is an input error before anything is checked
-        result = audit_home(home, check_data=not no_data)
+        result = audit_home(home, check_data=not no_data, deep=deep)
         if report_path is not None:
             from datetime import timezone
 
@@ -189,6 +192,9 @@ def audit(state: State, no_data: bool, report_path: Path | None, since, report_t
         state.console.print(
             f"checked {r.checked_backbones} trunk(s), {r.checked_versions} version(s), {r.checked_objects} weight file(s), "
             f"{r.checked_data} data version(s), {result.live_checked} live branch rebuild(s)", highlight=False)
+        for check in result.deep or ():
+            if check.ok:
+                state.console.print(f"outputs: {check.line()}", highlight=False, markup=False)
         if r.orphans:
             state.console.print(f"{len(r.orphans)} unreferenced file(s): `forkpoint gc` removes them", highlight=False)
         state.console.print(f"audit log head {r.chain_head} (keep it elsewhere: a later cut of the log's tail will not match)",

@@ -14,7 +14,7 @@ from typing import Sequence
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from forkpoint.registry import branchfile, chain, digest, keying, triggers
+from forkpoint.registry import branchfile, chain, digest, keying, references, triggers
 from forkpoint.registry.errors import ArtifactCorruptError, ArtifactMissingError, TamperedError
 from forkpoint.registry.models import AuditEvent, Backbone, Task, TaskVersion
 from forkpoint.registry.store import WeightStore
@@ -124,6 +124,10 @@ def audit(s: Session, store: WeightStore) -> Findings:
         for problem in filter(None, found):
             out.problems.append(problem)
             out.bad_versions.add(ref)
+    for ref, name, version in references.all_rows(s):
+        if problem := references.problem(ref, name, version, adds.get((name, version)), walked.first_keyed_id):
+            out.problems.append(problem)
+            out.bad_versions.add(f"{name}@{version}")
     out.problems += _live_pointers(tasks.values(), events)
     return out
 

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session, select
 
-from forkpoint.registry import claims, evidence, heads, validate
+from forkpoint.registry import claims, evidence, heads, references, validate
 from forkpoint.registry.errors import AuditKeyError
-from forkpoint.registry.models import AuditEvent, Backbone, Task, TaskVersion
+from forkpoint.registry.models import AuditEvent, Backbone, ReferenceOutput, Task, TaskVersion
 from forkpoint.registry.provenance import default_actor
 from forkpoint.registry.records import BackboneRecord, VerifyReport, VersionRecord
 from forkpoint.registry.store import WeightStore
@@ -51,7 +51,8 @@ class MaintenanceMixin:
             have = {(v.task, v.version) for v in versions}
             dangling = [f"task {t.name!r}: live version {t.live_version} does not exist"
                         for t in tasks.values() if t.live_version is not None and (t.name, t.live_version) not in have]
-            return [BackboneRecord.of(b) for b in bbs], versions, dangling
+            probes = {ref.probe_sha256: f"reference probes of {name}@{v}" for ref, name, v in references.all_rows(s)}
+            return [BackboneRecord.of(b) for b in bbs], versions, dangling, probes
 
     def verify(
         self,
@@ -64,8 +65,8 @@ class MaintenanceMixin:
         (registry/evidence.py); optionally re-fingerprint each trunk
         (``trunk_fingerprint_fn(backbone) -> sha256 hex``) and re-read each version's
         DVC md5 (``dvc_md5_fn(data_path) -> md5``); list orphan files. Logged."""
-        bbs, versions, dangling = self._all_versions()
-        report = run_verify(self.store, bbs, versions, dangling, trunk_fingerprint_fn, dvc_md5_fn)
+        bbs, versions, dangling, probes = self._all_versions()
+        report = run_verify(self.store, bbs, versions, dangling, trunk_fingerprint_fn, dvc_md5_fn, probes)
         with self._read() as s:
             found = evidence.audit(s, self.store)
         head_problems, head_objects = heads.check_objects(self)  # the agnostic head's statistics (0007)
@@ -133,4 +134,5 @@ def _referenced(s: Session) -> set[str]:
     """Every digest a version or a trunk points at, read inside gc's transaction."""
     versions = set(s.exec(select(TaskVersion.weights_sha256)).all())
     trunks = {d for d in s.exec(select(Backbone.trunk_sha256)).all() if d}
-    return versions | trunks | heads.referenced(s)
+    probes = set(s.exec(select(ReferenceOutput.probe_sha256)).all())
+    return versions | trunks | probes | heads.referenced(s)

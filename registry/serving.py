@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Iterable
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from forkpoint.registry import evidence, validate
+from forkpoint.registry import evidence, references, validate
 from forkpoint.registry.codec import decode
 from forkpoint.registry.errors import LivePointerError
 from forkpoint.registry.models import Backbone, Task, TaskVersion
@@ -22,6 +22,7 @@ from forkpoint.registry.records import VersionRecord
 from forkpoint.registry.store import WeightStore
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
 
@@ -90,6 +91,15 @@ class ServingMixin:
             served = [(VersionRecord.of(by_task[t.id], t, fps[t.backbone_id], self.store.rel(by_task[t.id].weights_sha256)),
                        by_task[t.id]) for t in tasks]
         return [(rec, self._tensors(rec, row)) for rec, row in served]
+
+    def reference(self, task: str, version: int | None = None
+                  ) -> "tuple[references.ReferenceRecord, dict[str, np.ndarray]] | None":
+        """A version's reference outputs and probe images (None: the live one), or None if it was added
+        without them (before 0006); TamperedError when the row fails its seal or its add event's record."""
+        with self._read() as s:
+            t = self._task_row(s, validate.task_name(task))
+            row = self._version_row(s, t, self._resolve(t, version))
+            return references.load(s, self.store, t.name, row.version, row, evidence.first_keyed_id(s))
 
     def _tensors(self, rec: VersionRecord, row: TaskVersion) -> dict[str, torch.Tensor]:
         data = self.store.get(rec.weights_sha256, used_by=rec.ref)

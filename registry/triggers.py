@@ -16,15 +16,16 @@ import re
 import sqlalchemy as sa
 from sqlmodel import Session
 
-# (table, verb, SQLite trigger names) -- audit_event is "append-only" (0001), the others "insert-only" (0004, 0006)
+# table -> its word: audit_event is "append-only" (0001), the others "insert-only" (0004, 0006, 0007)
 _TABLES = {
     "audit_event": "append-only",
     "task_version": "insert-only",
     "reference_output": "insert-only",
     "registry_setting": "insert-only",
+    "head_stats": "insert-only",
+    "agnostic_head": "insert-only",
 }
-_PG_FUNCTION = {"audit_event": "audit_event_append_only", "task_version": "task_version_insert_only",
-                "reference_output": "reference_output_insert_only", "registry_setting": "registry_setting_insert_only"}
+_PG_FUNCTION = {t: f"{t}_append_only" if kind == "append-only" else f"{t}_insert_only" for t, kind in _TABLES.items()}
 
 
 def _norm(text: str) -> str:

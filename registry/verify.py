@@ -17,9 +17,12 @@ TrunkFingerprintFn = Callable[[BackboneRecord], str]
 DvcMd5Fn = Callable[[str], str]
 
 
-def references(backbones: Iterable[BackboneRecord], versions: Iterable[VersionRecord]) -> dict[str, list[str]]:
-    """sha256 -> the things that use it ("task@3", "trunk of backbone ab12…")."""
+def references(backbones: Iterable[BackboneRecord], versions: Iterable[VersionRecord],
+               probes: dict[str, str] | None = None) -> dict[str, list[str]]:
+    """sha256 -> the things that use it ("task@3", "trunk of backbone ab12…", "reference probes of task@3")."""
     refs: dict[str, list[str]] = defaultdict(list)
+    for digest, user in (probes or {}).items():
+        refs[digest].append(user)
     for b in backbones:
         if b.trunk_sha256:
             refs[b.trunk_sha256].append(f"trunk of backbone {b.fingerprint[:12]}…")
@@ -44,15 +47,16 @@ def verify(
     dangling_live: list[str],
     trunk_fingerprint_fn: TrunkFingerprintFn | None = None,
     dvc_md5_fn: DvcMd5Fn | None = None,
+    probes: dict[str, str] | None = None,
 ) -> VerifyReport:
     problems: list[str] = list(dangling_live)
     bad: set[str] = set()
-    refs = references(backbones, versions)
+    refs = references(backbones, versions, probes)
     for digest, users in sorted(refs.items()):
         reason = store.check(digest)
         if reason:
             problems.append(f"{store.rel(digest)} {reason}; used by {', '.join(users)}")
-            bad.update(u for u in users if "@" in u)
+            bad.update(u.rsplit(" ", 1)[-1] for u in users if "@" in u)
 
     if trunk_fingerprint_fn is not None:
         for b in backbones:

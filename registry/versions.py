@@ -8,6 +8,7 @@ a concurrent writer takes that number first, the file is written again for the n
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 from contextlib import AbstractContextManager
@@ -21,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from forkpoint.contract.draft import VersionDraft
-from forkpoint.registry import branchfile, chain, claims, evidence, validate
+from forkpoint.registry import branchfile, chain, claims, evidence, references, validate
 from forkpoint.registry.crashpoints import crash_point
 from forkpoint.registry.errors import ConcurrencyError, UnknownVersionError
 from forkpoint.registry.models import AuditEvent, Backbone, Task, TaskVersion
@@ -49,6 +50,7 @@ class _Plan:
     expect_live: int | None | EllipsisType
     actor: str
     libs: dict[str, str]
+    reference: tuple[str, int, int, dict, dict] | None = None  # probe sha256, bytes, claim, outputs, libs
 
     def file(self, draft: VersionDraft, number: int) -> bytes:
         return branchfile.encode_branch(draft.tensors, self.name, number, self.branch, self.fields["class_names"])
@@ -74,7 +76,8 @@ class VersionsMixin:
                  details: dict[str, Any] | None = None) -> AuditEvent: ...
 
     def add_version(self, task: str, draft: VersionDraft, *, promote: bool = True, actor: str | None = None,
-                    expect_live: int | None | EllipsisType = ...) -> VersionRecord:
+                    expect_live: int | None | EllipsisType = ...,
+                    reference: references.ReferenceDraft | None = None) -> VersionRecord:
         """Store ``draft`` as the next version of ``task`` (created on first use) and, if ``promote``, make it live.
 
         Atomic: the version row, its weights file and its audit event all exist, or
@@ -88,6 +91,9 @@ class VersionsMixin:
         rollback or promote while this version trained), the version is registered
         staged, not live, its audit event says why (``promote_refused``), and the
         returned record has ``live`` False. Omitted (``...``): promote unconditionally.
+
+        ``reference``: the version's outputs on its probe set (registry/references.py), stored
+        in the same transaction; its probe images are claimed and written first, like the weights.
         """
         name = validate.task_name(task)
         fields = validate.version_fields(draft)
@@ -96,12 +102,28 @@ class VersionsMixin:
             bb = self._backbone_row(s, fp)
             number = self._next_number(s, name, bb, fields["class_names"], draft.parent_version)
         branch = validate.branch(draft.spec, draft.block_names, bb.block_names, len(fields["class_names"]))
-        plan = _Plan(name, fields, bb, branch, draft.parent_version, promote, expect_live,
-                     actor or default_actor(), lib_versions())
+        who = actor or default_actor()
+        plan = _Plan(name, fields, bb, branch, draft.parent_version, promote, expect_live, who, lib_versions())
         data = plan.file(draft, number)
         validate.head_present(draft.tensors, branch["head_shape"])
-
+        ref_plan = None
+        if reference is not None:
+            outputs, libs = references.check_outputs(reference)
+            probe_data = references.encode_probes(reference.probes)
         crash_point("before_write")
+        if reference is not None:
+            probe_sha, probe_claim = self._put_claimed(probe_data, who)
+            ref_plan = (probe_sha, len(probe_data), probe_claim, outputs, libs)
+            plan = dataclasses.replace(plan, reference=ref_plan)
+        try:
+            return self._add_attempts(plan, draft, number, data)
+        except BaseException:  # committed versions released their claims in their transaction
+            if ref_plan is not None:
+                self._release_claim(ref_plan[2])
+            raise
+
+    def _add_attempts(self, plan: _Plan, draft: VersionDraft, number: int, data: bytes) -> VersionRecord:
+        name, bb, fields = plan.name, plan.backbone, plan.fields
         for attempt in range(MAX_ATTEMPTS):
             digest, claim_id = self._put_claimed(data, plan.actor)
             outcome: VersionRecord | int | None = None
@@ -139,6 +161,8 @@ class VersionsMixin:
                         attempt: int) -> VersionRecord | int:
         """Insert version ``number`` and commit; or, if that number is taken, the one to use instead."""
         claims.release(s, claim_id)  # locks in one order for every writer: store, chain, then rows
+        if plan.reference is not None:
+            claims.release(s, plan.reference[2])
         chain.lock(s)
         now = datetime.now(timezone.utc)
         t = s.exec(select(Task).where(Task.name == plan.name)).first()
@@ -164,6 +188,12 @@ class VersionsMixin:
         )
         row.row_digest = evidence.seal_version(row, plan.name, plan.backbone.fingerprint)
         s.add(row)
+        ref_row = None
+        if plan.reference is not None:
+            s.flush()  # the row's id
+            sha, size_, _, outputs, libs = plan.reference
+            ref_row = references.new_row(row, plan.name, sha, size_, outputs, libs, now)
+            s.add(ref_row)
         if promoted:
             t.live_version, t.updated_at = number, now
             s.add(t)
@@ -172,6 +202,8 @@ class VersionsMixin:
             "live_after": t.live_version, "attempt": attempt + 1, "data_md5": plan.fields["data_md5"],
             "run_id": plan.fields["run_id"], "row_digest": row.row_digest,
         }
+        if ref_row is not None:
+            details["reference_digest"] = ref_row.row_digest
         if plan.promote and moved:
             details["promote_refused"] = f"live moved from v{plan.expect_live} to v{live_before} after this version was started"
         self._log(s, plan.actor, "add_version", f"task:{plan.name}@{number}", plan.name, number, details)

@@ -3,12 +3,13 @@
 The registry re-hashes every weights file and re-reads each version's data version; on
 top of that the trunk is rebuilt from its recorded source and re-fingerprinted, and
 every live branch is rebuilt on it (so a branch that no longer fits is found here, not
-at prediction time).
+at prediction time). ``deep`` also recomputes every version's reference outputs
+(workflows/deep_audit.py): the proof that old tasks still answer as they did.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from forkpoint.contract.errors import ForkpointError
 from forkpoint.registry import BackboneRecord, VerifyReport
@@ -21,10 +22,13 @@ class AuditResult:
     report: VerifyReport
     live_checked: int
     live_problems: tuple[str, ...]
+    deep: tuple | None = None  # workflows.deep_audit.VersionCheck per version, with --deep
+    deep_problems: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def problems(self) -> tuple[str, ...]:
-        return tuple(self.report.problems) + self.live_problems
+        failed = tuple(c.line() for c in self.deep or () if not c.ok)
+        return tuple(self.report.problems) + self.live_problems + self.deep_problems + failed
 
     @property
     def ok(self) -> bool:
@@ -33,11 +37,14 @@ class AuditResult:
     def to_dict(self) -> dict:
         d = self.report.to_dict()
         d.update(ok=self.ok, problems=list(self.problems), live_branches_checked=self.live_checked)
+        if self.deep is not None:
+            d["reference_outputs"] = [c.to_dict() for c in self.deep]
         return d
 
 
-def audit_home(home: Home, check_data: bool = True) -> AuditResult:
-    """Registry verify (hashes, trunk fingerprint, DVC md5s) plus a rebuild of every live branch."""
+def audit_home(home: Home, check_data: bool = True, deep: bool = False) -> AuditResult:
+    """Registry verify (hashes, trunk fingerprint, DVC md5s) plus a rebuild of every live branch;
+    ``deep``: every version's outputs recomputed against the ones stored when it was added."""
 
     def trunk_fingerprint(record: BackboneRecord) -> str:
         return rebuild_trunk(record, home.registry.load_trunk(record.fingerprint)).fingerprint()
@@ -62,4 +69,14 @@ def audit_home(home: Home, check_data: bool = True) -> AuditResult:
                 rebuild_branch(home, record, tensors)
             except ForkpointError as exc:
                 problems.append(f"{record.ref}: {exc}")
-    return AuditResult(report, checked, tuple(problems))
+    if not deep:
+        return AuditResult(report, checked, tuple(problems))
+    from forkpoint.workflows.deep_audit import deep_check
+
+    checks: tuple = ()
+    deep_problems: tuple[str, ...] = ()
+    try:
+        checks = tuple(deep_check(home))
+    except ForkpointError as exc:  # a tampered reference row or a missing probe file: said, never skipped
+        deep_problems = (f"cannot recompute reference outputs: {exc}",)
+    return AuditResult(report, checked, tuple(problems), checks, deep_problems)

@@ -14,14 +14,17 @@ and the result carries a note saying so.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from forkpoint.contract.ids import new_run_id
 from forkpoint.learner import AddTaskConfig, TaskReport, add_task
 from forkpoint.registry import BackboneMismatchError, ClassNamesMismatchError, TaskRecord, UnknownTaskError, VersionRecord
 from forkpoint.registry.validate import task_name
 from forkpoint.workflows.datasets import LoadedData
+from forkpoint.workflows.deep_audit import reference_for
 from forkpoint.workflows.home import Home
 from forkpoint.workflows.live import LiveModel, load_live_model
+from forkpoint.workflows.agnostic import add_to_head, fit_statistics
 from forkpoint.workflows.routing import fit_routing
 from forkpoint.workflows.recorded import provenance
 
@@ -35,6 +38,7 @@ class AddedTask:
     version: VersionRecord
     live: LiveModel
     notes: tuple[str, ...] = ()
+    head: Any = None  # the agnostic head version this task joined (registry.heads.HeadRecord; add-task --agnostic)
 
 
 def existing_task(home: Home, name: str) -> TaskRecord | None:
@@ -98,6 +102,7 @@ def add_task_version(
     promote: bool = True,
     progress=None,
     actor: str | None = None,
+    agnostic: bool = False,
 ) -> AddedTask:
     """Train a branch for ``name`` next to every other live task and register it as a new version.
 
@@ -112,6 +117,7 @@ def add_task_version(
     report = add_task(live.model, name, data.task_data, cfg, progress=progress, plot_dir=home.path / "plots" / run_id)
     # fitted once, on this task's own images; stored sealed in the version's config and never refitted
     routing = fit_routing(home.backbone, data.task_data, cfg.val_fraction, cfg.split_seed)
+    fitted = fit_statistics(home.backbone, data.task_data, cfg.val_fraction, cfg.split_seed) if agnostic else None
     if (warning := budget_warning(home, cfg)) is not None:
         report.notes.append(warning)  # stored with the version (metrics.notes)
     branch = live.model.branches[name]
@@ -120,7 +126,10 @@ def add_task_version(
         run_id=run_id, config={"data": data.describe(), "profile_plot": report.plot, "reproduce": provenance(report),
                                  "routing": routing.to_dict()},
     )
-    record = home.registry.add_version(name, draft, promote=promote, actor=actor, expect_live=started_from)
+    # its answers on a fixed probe set, stored with it: `audit --deep` recomputes them (workflows/deep_audit.py)
+    reference = reference_for(home, name, branch.spec, draft.tensors, data.class_names, data.task_data)
+    record = home.registry.add_version(name, draft, promote=promote, actor=actor, expect_live=started_from,
+                                       reference=reference)
     live.versions[name] = record
     notes: tuple[str, ...] = ()
     if promote and not record.live:
@@ -128,4 +137,9 @@ def add_task_version(
         notes = (f"{name}: the live version moved from v{started_from} to v{now} while v{record.version} trained "
                  f"(a rollback or promote), so v{record.version} was registered staged, not live: "
                  f"`forkpoint promote {name} {record.version}` makes it live",)
-    return AddedTask(report, record, live, notes)
+    head = None
+    if fitted is not None and record.live:  # the agnostic head follows live versions; its own transaction
+        head = add_to_head(home, name, record.version, fitted, actor=actor)
+    elif fitted is not None:
+        notes += (f"{name}: v{record.version} is staged, so it did not join the agnostic head (its live version answers there)",)
+    return AddedTask(report, record, live, notes, head)

@@ -26,7 +26,7 @@ def behind_the_registry(reg, restore: bool = True) -> Iterator[Session]:
     with reg.engine.begin() as c:
         pg = c.dialect.name == "postgresql"
         if pg:
-            for table in ("task_version", "audit_event", "registry_setting", "reference_output"):
+            for table in ("task_version", "audit_event", "registry_setting", "reference_output", "head_stats", "agnostic_head"):
                 c.execute(sa.text(f"ALTER TABLE {table} DISABLE TRIGGER USER"))
         else:
             saved = c.execute(sa.text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")).all()
@@ -37,7 +37,7 @@ def behind_the_registry(reg, restore: bool = True) -> Iterator[Session]:
             s.flush()
         if restore:
             if pg:
-                for table in ("task_version", "audit_event", "registry_setting", "reference_output"):
+                for table in ("task_version", "audit_event", "registry_setting", "reference_output", "head_stats", "agnostic_head"):
                     c.execute(sa.text(f"ALTER TABLE {table} ENABLE TRIGGER USER"))
             else:
                 for _, sql in saved:
