@@ -18,10 +18,13 @@ from forkpoint.commands._shared import State, device_option, emit_json, json_opt
 @click.option("--top-wrong", type=click.IntRange(min=0), default=10, show_default=True,
               help="Most confident mistakes listed per task.")
 @device_option("cpu")
+@click.option("--any", "any_task", is_flag=True,
+              help="PATH/<task>/<class>/*: class-incremental accuracy (no task name: agnostic head, NCM, routing) per head version "
+                   "beside task-incremental accuracy, on the same images.")
 @json_option
 @pass_state
 def evaluate(state: State, path: Path, task_names: tuple[str, ...], plot: Path | None, top_wrong: int, device: str,
-             as_json: bool) -> None:
+             any_task: bool, as_json: bool) -> None:
     """Score live tasks on labelled images (an ImageFolder, or a path,label CSV) and log the score.
 
     Class folder names (or CSV labels) must be the task's class names. Prints accuracy,
@@ -33,6 +36,15 @@ def evaluate(state: State, path: Path, task_names: tuple[str, ...], plot: Path |
     from forkpoint.workflows.live import load_live_model
 
     target = resolve_device(device)  # options first: a typo fails before any file is read
+    if any_task:
+        from forkpoint.commands.agnostic_cmds import evaluate_any
+
+        state.compute()
+        with state.open() as home:
+            live = load_live_model(home, tasks=list(task_names) or None)
+            live.model.to(target)
+            evaluate_any(state, home, live, path, as_json)
+        return
     data = labelled_files(path)
     state.compute()
     with state.open() as home:

@@ -140,6 +140,8 @@ def info(state: State, as_json: bool) -> None:
                    "same choice and weights as 1.")
 @click.option("--ray-address", metavar="ADDR", envvar="RAY_ADDRESS",
               help="Join this running Ray cluster (env RAY_ADDRESS) instead of starting a local one; forkpoint must be installed on its nodes.")
+@click.option("--agnostic", is_flag=True,
+              help="Also add the task to the home's task-agnostic head (predict --any): sums over its training images, one more trunk pass.")
 @json_option
 @pass_state
 def add_task_cmd(state: State, name: str, source: str, data_root: Path, limit_per_class: int | None,
@@ -147,7 +149,7 @@ def add_task_cmd(state: State, name: str, source: str, data_root: Path, limit_pe
                  max_extra_cost: float, eps: float, paper_greedy: bool, branch, candidates, test_fraction: float, siamese: bool, probe: bool, epochs: int,
                  profile_epochs: int, min_steps: int, patience: int, augment_views: int, flip: bool, bn_adapt: bool, batch_size: int, lr: float, seed: int, device: str,
                  description: str, staged: bool, track_data: bool, workers: int, ray_address: str | None,
-                 as_json: bool) -> None:
+                 agnostic: bool, as_json: bool) -> None:
     """Profile, select, SubTune and register task NAME (a new version if NAME exists)."""
     from forkpoint.learner import add_task_config
     from forkpoint.learner.device import describe, resolve_device
@@ -192,7 +194,7 @@ def add_task_cmd(state: State, name: str, source: str, data_root: Path, limit_pe
         display = state.progress()
         with display or contextlib.nullcontext():
             added = add_task_version(home, name, data, cfg, description=description, promote=not staged,
-                                     progress=PhaseProgress(display))
+                                     progress=PhaseProgress(display), agnostic=agnostic)
     if as_json:
         emit_json(added_dict(added))
     else:
@@ -209,10 +211,12 @@ def add_task_cmd(state: State, name: str, source: str, data_root: Path, limit_pe
 @device_option("cpu", "Where the shared pass runs.")
 @click.option("--route", is_flag=True,
               help="Answer per image the task it most likely belongs to (or none of them) and that task's label.")
+@click.option("--any", "any_task", is_flag=True,
+              help="Answer per image a task and a label over every class of the home's agnostic head (tasks added with --agnostic).")
 @json_option
 @pass_state
 def predict(state: State, images: tuple[str, ...], task_names: tuple[str, ...], top_k: int, device: str, route: bool,
-            as_json: bool) -> None:
+            any_task: bool, as_json: bool) -> None:
     """Classify images with every live task (or --task ones) in one shared forward pass (--route: with the one task each belongs to)."""
     from forkpoint.learner.device import resolve_device
     from forkpoint.workflows.live import load_live_model
@@ -222,7 +226,15 @@ def predict(state: State, images: tuple[str, ...], task_names: tuple[str, ...], 
     paths = collect_images(list(images))
     target = resolve_device(device)
     state.compute()
+    if any_task and (route or task_names):
+        raise click.UsageError("--any answers over every task: drop --route and --task")
     with state.open() as home:
+        if any_task:
+            from forkpoint.commands.agnostic_cmds import show_any
+
+            home.backbone.to(target)
+            show_any(state, home, paths, as_json)
+            return
         live = load_live_model(home, tasks=list(task_names) or None)
         if not live.tasks:
             raise click.UsageError("no live tasks to predict with: add one with `forkpoint add-task NAME --data ...`")

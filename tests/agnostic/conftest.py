@@ -1,6 +1,6 @@
 """Fixtures for the agnostic-head tests: real Lite0 features at 32 px on real digits, and two real homes.
 
-The homes are built once per module (the costly part, a few seconds per add at 32 px with 5
+The homes are built once per session (the costly part, a few seconds per add at 32 px with 5
 images per class): home ``ab`` adds digits then mnist, home ``ba`` mnist then digits, both
 with the agnostic head on, so a test can compare the two orders and what each add left alone.
 """
@@ -68,7 +68,7 @@ class Homes:
 CFG = dict(epochs=1, patience=0, branch=UnitRange(15, 16), augment_views=0)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def homes(tmp_path_factory, data_root) -> Homes:
     from forkpoint.workflows import add_task_version, init_home, load_live_model, load_task_data
 
@@ -81,8 +81,8 @@ def homes(tmp_path_factory, data_root) -> Homes:
     x = _test_inputs(ab, data["digits"])
     out.logits_before = load_live_model(ab).model(x, tasks=["digits"])["digits"].detach().clone()
     add_task_version(ab, "mnist", data["mnist"], add_task_config(**CFG), agnostic=True)
-    for name in ("mnist", "digits"):
-        add_task_version(ba, name, data[name], add_task_config(**CFG), agnostic=True)
+    for name in ("mnist", "digits"):  # head-only branches here: the head never depends on a branch
+        add_task_version(ba, name, data[name], add_task_config(**{**CFG, "branch": UnitRange(16, 16)}), agnostic=True)
     yield out
     ab.close()
     ba.close()
@@ -95,6 +95,6 @@ def _test_inputs(home, data) -> torch.Tensor:
     return to_input(data.task_data.test.images, spec.resolution, spec.mean, spec.std)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def test_inputs():
     return _test_inputs
