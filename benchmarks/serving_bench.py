@@ -88,9 +88,10 @@ class SeparateModels:
     Duck-types what the batcher uses of a MultiTaskModel (``forward(x, tasks)``, ``backbone``,
     ``class_names``, ``tasks``); a pass over N tasks is N full passes, one per model."""
 
-    def __init__(self, shared) -> None:
+    def __init__(self, shared, versions: dict | None = None) -> None:
         from forkpoint.learner import MultiTaskModel
 
+        self.versions = dict(versions or {})
         self.models = {}
         for t in shared.tasks:
             one = MultiTaskModel(shared.backbone)
@@ -103,7 +104,7 @@ class SeparateModels:
     def tasks(self) -> list[str]:
         return list(self.models)
 
-    def __call__(self, x, tasks=None):
+    def __call__(self, x, tasks=None, rows=None):
         return {t: self.models[t](x, tasks=[t])[t] for t in (tasks or self.tasks)}
 
 
@@ -115,7 +116,7 @@ def _serve(home: str, tasks: list[str], mode: str, port: int, ready, stop) -> No
     from forkpoint.serving.app import ServeConfig, create_app
     from forkpoint.serving.model import Served
     from forkpoint.workflows.home import open_home
-    from forkpoint.workflows.live import LiveModel
+    from forkpoint.workflows.live import load_live_model
 
     torch.set_num_threads(1)
     app = create_app(lambda: open_home(home), ServeConfig(tasks=tuple(tasks), poll_s=1.0))
@@ -128,10 +129,11 @@ def _serve(home: str, tasks: list[str], mode: str, port: int, ready, stop) -> No
         follower = getattr(app.state.server, "follower", None)
     if mode == "separate":
         shared = follower.current
-        sep = SeparateModels(shared.model)
-        res = shared.model.backbone.preprocessing.resolution
+        with open_home(home) as h:
+            sep = SeparateModels(load_live_model(h, tasks=tasks).model, shared.live.versions)
+        res = sep.backbone.preprocessing.resolution
         sep(torch.zeros(1, 3, res, res))  # warm the kernels, as load_served's probe does
-        follower.replace(Served(LiveModel(sep, shared.live.versions), shared.fingerprint, shared.fingerprints))
+        follower.replace(Served(sep, shared.fingerprint, shared.fingerprints))
     ready.set()
     stop.wait()
     server.should_exit = True

@@ -67,9 +67,13 @@ def _token(var: str | None) -> str | None:
               help="Largest request body, in MiB.")
 @click.option("--poll-s", type=click.FloatRange(0.05, 3600), default=1.0, show_default=True,
               help="How often the registry's live pointers are read (the server follows promote/rollback/add-task).")
+@click.option("--cache-mb", type=click.FloatRange(1, 1e7), default=None, metavar="MB",
+              help="Keep at most this many MiB of branches in memory (least recently used go first). Branches load "
+              "when a request first needs them, verified; default: no bound.")
 @pass_state
 def serve(state: State, host: str, port: int, task_names: tuple[str, ...], token_env: str | None, reports_dir: Path | None,
-          device: str, max_batch: int, max_wait_ms: float, max_images: int, max_request_mb: float, poll_s: float) -> None:
+          device: str, max_batch: int, max_wait_ms: float, max_images: int, max_request_mb: float, poll_s: float,
+          cache_mb: float | None) -> None:
     """Serve every live task (or --task ones) over HTTP: POST /v1/predict, GET /v1/tasks, /healthz, /readyz, /metrics."""
     import uvicorn
 
@@ -88,7 +92,7 @@ def serve(state: State, host: str, port: int, task_names: tuple[str, ...], token
                            highlight=False, markup=False)
     state.compute()
     config = ServeConfig(tasks=task_names, token=token, reports_dir=reports_dir, poll_s=poll_s, max_batch_images=max_batch,
-                         max_wait_ms=max_wait_ms, device=str(resolve_device(device)),
+                         max_wait_ms=max_wait_ms, device=str(resolve_device(device)), cache_mb=cache_mb,
                          limits=Limits(max_request_bytes=int(max_request_mb * 1024 * 1024), max_images=max_images))
     app = create_app(state.open, config)
     state.note(f"serving {', '.join(task_names) or 'every live task'} on http://{host}:{port} "

@@ -30,12 +30,17 @@ MIN_STACK = 2  # a group of one runs its own blocks
 StackProvider = Callable[[tuple[str, ...], list[Branch], int, int], "StackedBlocks | None"]
 
 
-def fork_groups(branches: Mapping[str, Branch]) -> dict[int, dict[int, list[str]]]:
-    """start -> stop -> the tasks tuning exactly ``[start, stop)`` (in the given order); head-only tasks left out."""
-    groups: dict[int, dict[int, list[str]]] = {}
+Rows = tuple[int, ...] | None  # the images (row indices) a task answers; None: all of them
+
+
+def fork_groups(branches: Mapping[str, Branch], rows: Mapping[str, Rows] | None = None
+                ) -> dict[int, dict[tuple[int, Rows], list[str]]]:
+    """start -> (stop, rows) -> the tasks tuning exactly ``[start, stop)`` for those rows; head-only tasks left out."""
+    groups: dict[int, dict[tuple[int, Rows], list[str]]] = {}
     for name, br in branches.items():
         if not br.spec.is_probe:
-            groups.setdefault(br.spec.start, {}).setdefault(br.spec.stop, []).append(name)
+            sel = rows.get(name) if rows else None
+            groups.setdefault(br.spec.start, {}).setdefault((br.spec.stop, sel), []).append(name)
     return groups
 
 
@@ -55,31 +60,40 @@ def run_group(backbone: Backbone, branches: Mapping[str, Branch], group: list[st
     return torch.cat(outs) if len(outs) > 1 else outs[0]
 
 
+def _pick(h: torch.Tensor, sel: Rows) -> torch.Tensor:
+    return h if sel is None else h[torch.tensor(sel, dtype=torch.long, device=h.device)]
+
+
 @torch.no_grad()
 def shared_pass(backbone: Backbone, branches: Mapping[str, Branch], x: torch.Tensor,
-                stacks: StackProvider | None = None) -> dict[str, torch.Tensor]:
-    """Logits of every branch in ``branches`` for the images ``x``, from one forked pass."""
+                stacks: StackProvider | None = None, rows: Mapping[str, Rows] | None = None) -> dict[str, torch.Tensor]:
+    """Logits of every branch in ``branches`` for the images ``x``, from one forked pass.
+
+    ``rows`` (optional) limits a task to some of the images (a micro-batch of requests that asked
+    for different tasks): the trunk runs once on every image, each task's branch only on its own."""
     if not branches:
         return {}
     n, batch = backbone.num_blocks, x.shape[0]
-    groups = fork_groups(branches)
+    groups = fork_groups(branches, rows)
     needs_trunk = any(br.spec.siamese or br.spec.is_probe for br in branches.values())  # the trunk's own features
     last_fork = max(groups, default=-1)
     h: torch.Tensor | None = backbone.stem(x)  # the trunk's rows: input of unit i
     stack: torch.Tensor | None = None
-    order: list[str] = []  # the stack's row blocks (``batch`` rows each), in order
-    arriving: dict[int, list[tuple[list[str], torch.Tensor]]] = {}
+    order: list[tuple[str, int]] = []  # the stack's row blocks (name, rows), in order
+    arriving: dict[int, list[tuple[list[tuple[str, int]], torch.Tensor]]] = {}
     for i in range(n + 1):
-        for stop, group in groups.get(i, {}).items():
-            arriving.setdefault(stop, []).append((group, run_group(backbone, branches, group, i, stop, h, stacks)))
+        for (stop, sel), group in groups.get(i, {}).items():
+            k = batch if sel is None else len(sel)
+            out = run_group(backbone, branches, group, i, stop, _pick(h, sel), stacks)
+            arriving.setdefault(stop, []).append(([(t, k) for t in group], out))
         parts = arriving.pop(i, [])
         if h is not None and i >= last_fork:  # no fork left: the trunk's rows end here or join the stack
             if needs_trunk:
-                parts.insert(0, ([TRUNK], h))
+                parts.insert(0, ([(TRUNK, batch)], h))
             h = None
         if parts:
-            order += [t for group, _ in parts for t in group]
-            pieces = ([stack] if stack is not None else []) + [rows for _, rows in parts]
+            order += [entry for blocks, _ in parts for entry in blocks]
+            pieces = ([stack] if stack is not None else []) + [out for _, out in parts]
             stack = torch.cat(pieces) if len(pieces) > 1 else pieces[0]
         if i == n:
             break
@@ -88,6 +102,14 @@ def shared_pass(backbone: Backbone, branches: Mapping[str, Branch], x: torch.Ten
         if stack is not None:
             stack = backbone.run_unit(i, stack)
     feats = backbone.tail(stack) if stack is not None else None
-    rows = {k: feats[j * batch:(j + 1) * batch] for j, k in enumerate(order)} if feats is not None else {}
-    trunk_feats = rows.get(TRUNK)
-    return {t: br.logits(trunk_feats if br.spec.is_probe else rows[t], trunk_feats) for t, br in branches.items()}
+    by_name, at = {}, 0
+    for name, k in order:
+        by_name[name] = feats[at:at + k]
+        at += k
+    trunk = by_name.get(TRUNK)
+    out = {}
+    for t, br in branches.items():
+        sel = rows.get(t) if rows else None
+        own_trunk = _pick(trunk, sel) if trunk is not None else None
+        out[t] = br.logits(own_trunk if br.spec.is_probe else by_name[t], own_trunk)
+    return out

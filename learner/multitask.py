@@ -8,6 +8,8 @@ every later frozen unit (and the tail) runs once on that stack instead of once p
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 
@@ -15,10 +17,9 @@ from forkpoint.learner.backbone import Backbone, module_digest
 from forkpoint.learner.branch import Branch
 from forkpoint.learner.forkpass import shared_pass
 from forkpoint.learner.stacked import StackedBlocks, stack_blocks
+from forkpoint.contract.branch import BranchSpec
 from forkpoint.contract.errors import ConfigError
 from forkpoint.contract.names import check_task_name
-
-TRUNK = "__trunk__"
 
 
 class MultiTaskModel(nn.Module):
@@ -28,36 +29,69 @@ class MultiTaskModel(nn.Module):
         super().__init__()
         self.backbone = backbone
         self._branch_list = nn.ModuleList()  # registered so .to() moves branches too
-        self.branches: dict[str, Branch] = {}
+        self.branches: dict[str, Branch] = {}  # the branches in memory
         self.class_names: dict[str, list[str]] = {}
+        self._order: list[str] = []
+        self._stored: dict[str, tuple[BranchSpec, str, Callable[[], Branch]]] = {}  # not loaded yet: spec, digest, loader
         self._stacks: dict[tuple, StackedBlocks | None] = {}
 
     @property
     def tasks(self) -> list[str]:
-        return list(self.branches)
+        return list(self._order)
 
     def add(self, name: str, branch: Branch, class_names: list[str]) -> None:
+        self._check_new(name, branch.spec, class_names)
+        self._attach(name, branch)
+        self._order.append(name)
+        self.class_names[name] = list(class_names)
+
+    def add_stored(self, name: str, spec: BranchSpec, class_names: list[str], digest: str, load: Callable[[], Branch]) -> None:
+        """A task whose branch stays where it is stored until a pass needs it (``load()`` then builds and verifies it).
+
+        Its fingerprint is ``stored:<digest>`` (the stored weights' sha256) until it is loaded: a branch
+        that is not in memory cannot move, so checking it means checking that digest, once, when loading."""
+        self._check_new(name, spec, class_names)
+        self._stored[name] = (spec, digest, load)
+        self._order.append(name)
+        self.class_names[name] = list(class_names)
+
+    def _check_new(self, name: str, spec: BranchSpec, class_names: list[str]) -> None:
         check_task_name(name)
-        if name in self.branches:
+        if name in self.class_names:
             raise ConfigError(f"task '{name}' already exists in this model: pick another name or add a new version through the registry")
-        if len(class_names) != branch.spec.num_classes:
-            raise ConfigError(f"task '{name}' has {len(class_names)} class names but a {branch.spec.num_classes}-class head")
+        if len(class_names) != spec.num_classes:
+            raise ConfigError(f"task '{name}' has {len(class_names)} class names but a {spec.num_classes}-class head")
+
+    def _attach(self, name: str, branch: Branch) -> None:
         branch.freeze()
         self.branches[name] = branch
         self._branch_list.append(branch)
-        self.class_names[name] = list(class_names)
         self._stacks.clear()
+
+    def branch(self, name: str) -> Branch:
+        """The task's branch, loading a stored one now (on the trunk's device)."""
+        if name not in self.branches:
+            spec, _, load = self._stored.pop(self._select([name])[0])
+            branch = load().to(next(self.backbone.parameters()).device)
+            if branch.spec != spec:
+                raise ConfigError(f"task '{name}' loaded a branch {branch.spec} but was registered as {spec}")
+            self._attach(name, branch)
+        return self.branches[name]
+
+    def spec(self, name: str) -> BranchSpec:
+        return self.branches[name].spec if name in self.branches else self._stored[name][0]
 
     def fingerprints(self) -> dict[str, str]:
         fps = {"trunk": self.backbone.fingerprint()}
-        fps.update({f"task:{t}": module_digest(b) for t, b in self.branches.items()})
+        for t in self._order:
+            fps[f"task:{t}"] = module_digest(self.branches[t]) if t in self.branches else f"stored:{self._stored[t][1]}"
         return fps
 
     def _select(self, tasks) -> list[str]:
-        names = list(self.branches) if tasks is None else list(tasks)
-        unknown = [t for t in names if t not in self.branches]
+        names = list(self._order) if tasks is None else list(tasks)
+        unknown = [t for t in names if t not in self.class_names]
         if unknown:
-            raise ConfigError(f"unknown task '{unknown[0]}': known tasks are {', '.join(self.branches) or 'none'}")
+            raise ConfigError(f"unknown task '{unknown[0]}': known tasks are {', '.join(self._order) or 'none'}")
         return names
 
     # -- cost model: what `forward` runs, in % of one trunk pass's FLOPs ---------------
@@ -71,7 +105,7 @@ class MultiTaskModel(nn.Module):
         So one task costs exactly 100%, and N forking tasks cost the sum of their suffixes
         minus the deepest fork's suffix, plus 100%. Linear heads are left out (negligible).
         """
-        specs = [self.branches[t].spec for t in self._select(tasks)]
+        specs = [self.spec(t) for t in self._select(tasks)]
         suffix = self.backbone.extra_cost_pct  # % of a pass from unit `start` through the tail
         if any(s.siamese or s.is_probe for s in specs):
             trunk = 100.0  # the trunk's rows run to the end: a whole pass
@@ -101,14 +135,14 @@ class MultiTaskModel(nn.Module):
     def forward(self, x: torch.Tensor, tasks=None, batched: bool = True) -> dict[str, torch.Tensor]:
         """Logits per task from one shared pass (:func:`shared_pass`); ``batched=False`` loops over same-range tasks."""
         names = self._select(tasks)
-        return shared_pass(self.backbone, {t: self.branches[t] for t in names}, x, self.stacked if batched else None)
+        return shared_pass(self.backbone, {t: self.branch(t) for t in names}, x, self.stacked if batched else None)
 
     @torch.no_grad()
     def forward_each(self, x: torch.Tensor, tasks=None) -> dict[str, torch.Tensor]:
         """Reference path: every task run alone as its own model (what `forward` must equal)."""
         out = {}
         for t in self._select(tasks):
-            br = self.branches[t]
+            br = self.branch(t)
             trunk_feats = self.backbone(x) if br.spec.siamese else None
             out[t] = br.logits(br.features(self.backbone, self.backbone.prefix(x, br.spec.start)), trunk_feats)
         return out

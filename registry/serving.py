@@ -68,6 +68,28 @@ class ServingMixin:
         """Every task's live version with its weights (only ``tasks`` if given, never ``exclude``), in task
         creation order: what rebuilding the multi-task model needs (plus :meth:`backbone` / :meth:`load_trunk`).
         A live pointer naming a missing version raises LivePointerError: a task is never silently left out."""
+        return [(rec, self._tensors(rec, row)) for rec, row in self._live_rows(backbone_fingerprint, tasks, exclude)]
+
+    def live_records(self, backbone_fingerprint: str | None = None, *, tasks: Iterable[str] | None = None,
+                     exclude: Iterable[str] = ()) -> list[VersionRecord]:
+        """:meth:`live` without reading any weights file (the rows' checks still run): a server loads each
+        task's weights when it is first asked for (:meth:`load_tensors`)."""
+        return [rec for rec, _ in self._live_rows(backbone_fingerprint, tasks, exclude)]
+
+    def live_versions(self) -> dict[str, VersionRecord]:
+        """Every task's live version by task name, in three statements (listings: ``tasks``, ``GET /v1/tasks``)."""
+        with self._read() as s:
+            tasks = s.exec(select(Task).where(Task.live_version.is_not(None))).all()  # type: ignore[union-attr]
+            if not tasks:
+                return {}
+            fps = {b.id: b.fingerprint for b in s.exec(select(Backbone)).all()}
+            rows = {r.task_id: r for r in s.exec(select(TaskVersion).where(
+                sa.tuple_(TaskVersion.task_id, TaskVersion.version).in_([(t.id, t.live_version) for t in tasks]))).all()}
+            return {t.name: VersionRecord.of(rows[t.id], t, fps[t.backbone_id], self.store.rel(rows[t.id].weights_sha256))
+                    for t in tasks if t.id in rows}
+
+    def _live_rows(self, backbone_fingerprint: str | None, tasks: Iterable[str] | None,
+                   exclude: Iterable[str]) -> list[tuple[VersionRecord, TaskVersion]]:
         with self._read() as s:
             q = select(Task).where(Task.live_version.is_not(None)).order_by(Task.id)  # type: ignore[union-attr]
             if backbone_fingerprint is not None:
@@ -88,9 +110,8 @@ class ServingMixin:
                 if t.id not in by_task:
                     raise LivePointerError(dangling(t))
             evidence.check_served(s, [(by_task[t.id], t.name, fps[t.backbone_id]) for t in tasks])
-            served = [(VersionRecord.of(by_task[t.id], t, fps[t.backbone_id], self.store.rel(by_task[t.id].weights_sha256)),
-                       by_task[t.id]) for t in tasks]
-        return [(rec, self._tensors(rec, row)) for rec, row in served]
+            return [(VersionRecord.of(by_task[t.id], t, fps[t.backbone_id], self.store.rel(by_task[t.id].weights_sha256)),
+                     by_task[t.id]) for t in tasks]
 
     def reference(self, task: str, version: int | None = None
                   ) -> "tuple[references.ReferenceRecord, dict[str, np.ndarray]] | None":

@@ -52,6 +52,7 @@ class ServeConfig:
     max_wait_ms: float = 4.0
     max_queue: int = 64
     device: str = "cpu"
+    cache_mb: float | None = None  # bound on the branches kept in memory (None: no bound); they load on first use
 
 
 class NotReadyError(ForkpointError):
@@ -89,7 +90,8 @@ class Server:
     def start(self) -> None:
         self.home = self.open_home()
         self.follower = Follower(self.home, list(self.config.tasks) or None, self.metrics,
-                                 poll_s=self.config.poll_s, device=self.config.device)
+                                 poll_s=self.config.poll_s, device=self.config.device,
+                                 cache_bytes=None if self.config.cache_mb is None else int(self.config.cache_mb * 2**20))
         self.batcher = MicroBatcher(self.served, self.metrics, max_images=self.config.max_batch_images,
                                     max_wait_s=self.config.max_wait_ms / 1000, max_queue=self.config.max_queue)
         self.batcher.start()
@@ -186,11 +188,11 @@ def _api_routes(app: FastAPI, server: Server) -> None:
         served = server.follower.current.versions if server.follower and server.follower.ready else {}
         rows = []
         with server.shared_home() as home:
+            live = home.registry.live_versions()  # one query for every row, not four per task
             for t in home.registry.list_tasks():
                 if t.backbone_fingerprint != home.fingerprint or (server.config.tasks and t.name not in server.config.tasks):
                     continue
-                live = home.registry.show(t.name) if t.live_version is not None else None
-                rows.append({**task_summary(t, live), "served_version": served.get(t.name)})
+                rows.append({**task_summary(t, live.get(t.name)), "served_version": served.get(t.name)})
             return {"backbone_fingerprint": home.fingerprint, "tasks": rows}
 
     @app.get("/v1/tasks/{name}")

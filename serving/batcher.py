@@ -3,8 +3,9 @@
 One worker thread owns the model's forward pass. It takes the oldest waiting request,
 waits up to ``max_wait_s`` for more (never past ``max_images`` images in a batch),
 stacks their images, takes the served model's reference once (so a batch meets one
-model even while the follower swaps), runs one shared pass over the union of the tasks
-they asked for, and hands each request its own rows. Rows are independent in eval mode,
+model even while the follower swaps), runs one shared pass (the trunk once on every
+image; each task's branch only on the images of the requests that asked for it), and
+hands each request its own rows. Rows are independent in eval mode,
 so a request's labels and top-k are what an unbatched pass gives; the probabilities
 agree to float32 rounding (CPU kernels pick their blocking by batch size, ~1e-6).
 
@@ -139,19 +140,42 @@ class MicroBatcher:
         if not runnable:
             return
         wanted = [t for t in served.tasks if any(job.tasks is None or t in job.tasks for job in runnable)]
+        rows, where = _rows(runnable, wanted)
         x = torch.cat([job.x for job in runnable]) if len(runnable) > 1 else runnable[0].x
         device = next(served.model.backbone.parameters()).device
         with torch.inference_mode():
-            logits = served.model(x.to(device), tasks=wanted)
+            logits = served.model(x.to(device), tasks=wanted, rows=rows)
             probs = {t: torch.softmax(v.float(), dim=1).cpu() for t, v in logits.items()}
         n = x.shape[0]
         self.metrics.observe("forkpoint_batch_images", "Images per shared forward pass.", n, BATCH_BUCKETS)
         self.metrics.observe("forkpoint_batch_requests", "Requests per shared forward pass.", len(runnable), BATCH_BUCKETS)
-        row = 0
-        for job in runnable:
+        for j, job in enumerate(runnable):
             k = job.x.shape[0]
             names = job.tasks or served.tasks
             job.future.set_result(Answer(
-                {t: probs[t][row:row + k] for t in names}, {t: served.versions[t] for t in names},
+                {t: probs[t][where[t][j]:where[t][j] + k] for t in names}, {t: served.versions[t] for t in names},
                 {t: served.model.class_names[t] for t in names}, served.fingerprint, n))
-            row += k
+
+
+def _rows(jobs: list[_Job], tasks: list[str]) -> tuple[dict[str, tuple[int, ...] | None] | None, dict[str, dict[int, int]]]:
+    """Which rows of the stacked batch each task answers (None: all), and where job j's rows start in its output.
+
+    A task runs only on the images of the requests that asked for it: a batch of requests for
+    different tasks costs one trunk pass plus each task's branch on its own images, not the union."""
+    starts, at = [], 0
+    for job in jobs:
+        starts.append(at)
+        at += job.x.shape[0]
+    rows: dict[str, tuple[int, ...] | None] = {}
+    where: dict[str, dict[int, int]] = {}
+    for t in tasks:
+        asked = [j for j, job in enumerate(jobs) if job.tasks is None or t in job.tasks]
+        if len(asked) == len(jobs):
+            rows[t], where[t] = None, {j: starts[j] for j in asked}
+            continue
+        sel, where[t] = [], {}
+        for j in asked:
+            where[t][j] = len(sel)
+            sel.extend(range(starts[j], starts[j] + jobs[j].x.shape[0]))
+        rows[t] = tuple(sel)
+    return (rows if any(v is not None for v in rows.values()) else None), where

@@ -2,9 +2,10 @@
 
 A background thread reads every task's live pointer about once a second (one cheap
 query: ``Registry.list_tasks``), from whichever process moved it and on either database.
-When the pointers it reads differ from the versions being served, it loads the new
-model completely and verifies it (:func:`~forkpoint.serving.model.load_served`) while
-requests keep using the old one, then replaces the reference in one assignment. A
+When the pointers it reads differ from the versions being served, it reads the new
+versions and loads and verifies only the tasks whose version moved
+(:func:`~forkpoint.serving.model.load_served`; every other task keeps its cached branch
+object) while requests keep using the old snapshot, then replaces the reference in one assignment. A
 request takes the reference once, so it sees the old model or the new one, never a mix.
 A load that fails leaves the old model serving; the failure is logged, counted and
 shown by ``/readyz``, and retried when the pointers move again (or after ``retry_s``).
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from forkpoint.contract.errors import ForkpointError
 from forkpoint.serving.metrics import Metrics
 from forkpoint.serving.model import Served, load_served
+from forkpoint.workflows.branch_cache import BranchCache
 from forkpoint.workflows.home import Home
 
 log = logging.getLogger("forkpoint.serving")
@@ -48,8 +50,10 @@ class Follower:
     a list serves exactly those. ``current`` is always a complete, verified :class:`Served`."""
 
     def __init__(self, home: Home, tasks: list[str] | None, metrics: Metrics | None = None,
-                 poll_s: float = POLL_S, retry_s: float = RETRY_S, device: str = "cpu") -> None:
+                 poll_s: float = POLL_S, retry_s: float = RETRY_S, device: str = "cpu",
+                 cache_bytes: int | None = None) -> None:
         self.home = home
+        self.cache = BranchCache(home, cache_bytes)  # shared by every snapshot: unchanged tasks keep their objects
         self.device = device
         self.tasks = list(tasks) if tasks else None
         self.metrics = metrics or Metrics()
@@ -78,7 +82,7 @@ class Follower:
 
     def load(self) -> Served:
         """Load and verify the model the registry points at now (startup: errors propagate)."""
-        served = load_served(self.home, self.tasks, device=self.device)
+        served = load_served(self.home, self.tasks, device=self.device, cache=self.cache)
         self._swap(served)
         return served
 
@@ -117,7 +121,7 @@ class Follower:
         if self._failed is not None and self._failed[0] == now and time.time() - self._failed[1] < self.retry_s:
             return False  # the same pointers failed a moment ago: wait for them to move (or retry_s)
         try:
-            fresh = load_served(self.home, self.tasks, previous=served, device=self.device)
+            fresh = load_served(self.home, self.tasks, previous=served, device=self.device, cache=self.cache)
         except ForkpointError as e:
             self._failed = (now, time.time(), str(e))
             self.metrics.inc("forkpoint_reload_failures_total", "Reloads refused by a check; the previous model kept serving.")
@@ -125,7 +129,7 @@ class Follower:
             return False
         self._failed = None
         self._swap(fresh)
-        log.info("now serving %s", fresh.versions)
+        log.info("now serving %s (reloaded: %s)", fresh.versions, ", ".join(fresh.moved) or "none")
         return True
 
     def status(self) -> FollowStatus:

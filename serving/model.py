@@ -1,9 +1,13 @@
-"""What the server answers with: one verified, immutable snapshot of the live multi-task model.
+"""What the server answers with: one verified, immutable snapshot of the live versions.
 
-A :class:`Served` is built completely (every branch rebuilt from its sha256-checked file,
-the trunk's fingerprint recomputed, one probe pass run) before anyone can see it, and is
-never changed afterwards: the follower swaps in a new one, it never edits the old one.
-So a request always meets one whole model and knows the versions that answered it.
+A :class:`Served` names, for every served task, the registry version (and its weights'
+sha256) that answers; its branches come from a shared :class:`BranchCache`, loaded and
+verified the first time a request needs them, so a home with 1,000 live tasks starts
+without reading 1,000 files and a request for one task costs the trunk up to its fork
+plus that one branch. A snapshot is never changed: the follower swaps in a new one, in
+which a task whose version did not move maps to the very same cached branch object, and
+a task whose version moved has been loaded and verified *before* the swap. So a request
+always meets one whole set of versions and knows which versions answered it.
 """
 
 from __future__ import annotations
@@ -14,8 +18,9 @@ from dataclasses import dataclass, field
 import torch
 
 from forkpoint.contract.errors import ForgettingError
+from forkpoint.workflows.branch_cache import BranchCache
 from forkpoint.workflows.home import Home
-from forkpoint.workflows.live import LiveModel, load_live_model
+from forkpoint.workflows.live import LiveSet, live_records
 
 
 class ServedModelError(ForgettingError):
@@ -24,12 +29,13 @@ class ServedModelError(ForgettingError):
 
 @dataclass(frozen=True)
 class Served:
-    """A loaded model, the registry versions it serves and the fingerprints checked when it was loaded."""
+    """The served versions, their branches (lazily, through a cache) and what was checked when it was loaded."""
 
-    live: LiveModel
+    live: LiveSet
     fingerprint: str  # the trunk's, recomputed from the tensors in memory
-    fingerprints: dict[str, str]  # "trunk" and "task:NAME" digests (learner.multitask.MultiTaskModel.fingerprints)
+    fingerprints: dict[str, str]  # "trunk": the trunk's; "task:NAME": the sha256 of the weights that answer for NAME
     loaded_at: float = field(default_factory=time.time)
+    moved: tuple[str, ...] = ()  # tasks (re)loaded for this snapshot; every other one kept its branch object
 
     @property
     def tasks(self) -> list[str]:
@@ -40,46 +46,49 @@ class Served:
         return {t: rec.version for t, rec in self.live.versions.items()}
 
     @property
-    def model(self):
-        return self.live.model
+    def model(self) -> LiveSet:
+        return self.live
 
 
-def load_served(home: Home, tasks: list[str] | None, previous: Served | None = None, device: str = "cpu") -> Served:
-    """Rebuild the live model from the registry and verify it; raises rather than return a doubtful model.
+def load_served(home: Home, tasks: list[str] | None, previous: Served | None = None, device: str = "cpu",
+                cache: BranchCache | None = None) -> Served:
+    """Read the live pointers and verify what they point at; raises rather than return a doubtful snapshot.
 
-    Checks: the registry's own (sha256 of every file, row seals, live pointers; see
-    ``registry.serving``), the trunk's fingerprint recomputed from memory against the
-    registered one, every branch's backbone, a task whose version did not change since
-    ``previous`` has the same branch digest as before (a reload never changes an answer
-    it was not asked to change), and one probe pass giving finite logits of each head's width.
-    """
-    live = load_live_model(home, tasks)
-    model = live.model.to(device).eval()
-    fps = model.fingerprints()
-    if fps["trunk"] != home.fingerprint:
-        raise ServedModelError(f"the trunk in memory has fingerprint {fps['trunk'][:12]}, not the registered "
+    Checks: the rows' own (seals, add events, live pointers; ``registry.serving``), the trunk's
+    fingerprint recomputed from memory against the registered one, every task's trunk. Each task
+    whose version is new since ``previous`` is loaded now with every check of the cache (sha256,
+    header, fit, finite weights, digest) and run once on a blank image (finite logits of its
+    head's width); on the first load (no ``previous``) nothing is loaded until a request asks."""
+    home.backbone.to(device)
+    cache = cache or (previous.live.cache if previous is not None else BranchCache(home))
+    versions = live_records(home, tasks)
+    fp = home.backbone.fingerprint()
+    if fp != home.fingerprint:
+        raise ServedModelError(f"the trunk in memory has fingerprint {fp[:12]}, not the registered "
                                f"{home.fingerprint[:12]}: restart the server")
-    for name, rec in live.versions.items():
+    for name, rec in versions.items():
         if rec.backbone_fingerprint != home.fingerprint:
             raise ServedModelError(f"task {name!r} v{rec.version} belongs to trunk {rec.backbone_fingerprint[:12]}: "
                                    "serve it from its own home")
-        if previous is not None and previous.versions.get(name) == rec.version and \
-                previous.fingerprints.get(f"task:{name}") != fps[f"task:{name}"]:
-            raise ServedModelError(f"task {name!r} v{rec.version} reloaded with another branch digest: "
-                                   "run `forkpoint audit`")
-    if live.tasks:
-        _probe(live)
-    return Served(live, fps["trunk"], fps)
+    live = LiveSet.of(home, versions, cache)
+    moved: tuple[str, ...] = ()
+    if previous is not None:
+        before = previous.live.versions
+        moved = tuple(t for t, rec in versions.items() if t not in before or before[t].weights_sha256 != rec.weights_sha256
+                      or before[t].version != rec.version)
+        if moved:
+            _probe(live, list(moved))
+    fps = {"trunk": fp, **{f"task:{t}": rec.weights_sha256 for t, rec in versions.items()}}
+    return Served(live, fp, fps, moved=moved)
 
 
-def _probe(live: LiveModel) -> None:
-    """One pass on a blank image: every head answers with finite logits of its width (also warms the kernels)."""
-    bb = live.model.backbone
-    res = bb.preprocessing.resolution
-    x = torch.zeros(1, 3, res, res, device=next(bb.parameters()).device)
-    out = live.model(x)
+def _probe(live: LiveSet, tasks: list[str]) -> None:
+    """Load ``tasks`` and run them on a blank image: finite logits of each head's width (also warms the kernels)."""
+    res = live.backbone.preprocessing.resolution
+    x = torch.zeros(1, 3, res, res, device=next(live.backbone.parameters()).device)
+    out = live(x, tasks)
     for name, logits in out.items():
-        width = len(live.model.class_names[name])
+        width = len(live.class_names[name])
         if tuple(logits.shape) != (1, width) or not bool(torch.isfinite(logits).all()):
             raise ServedModelError(f"task {name!r} answered a probe image with logits of shape {tuple(logits.shape)} "
                                    f"(want (1, {width})) or non-finite values: run `forkpoint audit`")

@@ -112,7 +112,7 @@ def add_task_version(
     task_name(name)
     previous = check_new_version_fits(home, name, data.class_names)
     started_from = previous.live_version if previous is not None else None
-    live = load_live_model(home, exclude={name})
+    live = load_live_model(home, exclude={name}, lazy=True)  # other tasks stay stored: never read, checked by digest
     run_id = new_run_id()
     report = add_task(live.model, name, data.task_data, cfg, progress=progress, plot_dir=home.path / "plots" / run_id)
     # fitted once, on this task's own images; stored sealed in the version's config and never refitted
