@@ -78,3 +78,17 @@ def test_the_stack_is_concatenated_once_per_unit_not_once_per_task(model, monkey
     model(x)
     n_units = model.backbone.num_blocks
     assert len(calls) <= 2 * (n_units + 1), calls  # the stack: once per unit; a Siamese head: one more
+
+
+def test_tasks_on_their_own_images_only(model):
+    """A micro-batch of requests for different tasks: each task runs on its requests' images, answers unchanged."""
+    from forkpoint.learner.forkpass import shared_pass
+
+    x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    rows = {"t1": (0, 1), "t17": (0, 1), "t9": (2,), "t2": (3,), "t3": None}  # t17 shares t1's range and rows
+    names = list(rows)
+    got = shared_pass(model.backbone, {t: model.branches[t] for t in names}, x, model.stacked, rows)
+    alone = model.forward_each(x, tasks=names)
+    for t, sel in rows.items():
+        want = alone[t] if sel is None else alone[t][list(sel)]
+        torch.testing.assert_close(got[t], want, atol=1e-4, rtol=0)
