@@ -26,6 +26,7 @@ import click
 
 from forkpoint.commands import audit_cmds, eval_cmds, export_cmds, registry_cmds, serve_cmds, task_cmds
 from forkpoint.commands._shared import EXIT_INTERRUPTED, EXIT_USAGE, State
+from forkpoint.workflows.allocator import tune_malloc
 
 
 # Commands other areas own: name -> (module, attribute, help shown if it cannot be loaded).
@@ -170,6 +171,7 @@ def main(ctx: click.Context, home: str | None, db: str | None, verbose: int, qui
     global _verbosity
     _verbosity = verbose
     setup_logging(verbose)
+    tune_malloc()  # before torch allocates anything (workflows.allocator says why)
     ctx.obj = State(home, db, verbose, quiet, threads)
 
 

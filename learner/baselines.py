@@ -36,6 +36,7 @@ from forkpoint.contract.errors import ConfigError
 from forkpoint.learner.backbone import Backbone
 from forkpoint.learner.branch import Branch
 from forkpoint.learner.cache import PrefixCache
+from forkpoint.learner.densedw import dense_depthwise
 from forkpoint.learner.device import inference_batch
 from forkpoint.learner.probe import fit_probe
 from forkpoint.learner.train import KeepBest, TrainConfig, accuracy, autocast_for, fit, schedule
@@ -144,28 +145,29 @@ def fit_full_finetune(
     step = 0
     t0 = time.perf_counter()
     model.train()  # logits_of() scores in eval mode and puts it back
-    while step < total_steps:
-        order = torch.randperm(len(x_train), generator=gen)
-        for i in range(0, len(order), cfg.batch_size):
-            idx = order[i:i + cfg.batch_size]
-            model.train(len(idx) > 1)  # BatchNorm batch statistics need two images; a lone last image uses the running ones
-            with autocast_for(device):
-                logits = model(x_train[idx].to(device))
-            loss = F.cross_entropy(logits.float(), y_dev[idx.to(device)], label_smoothing=cfg.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            step += 1
-            at_end = step >= total_steps
-            if not (at_end or (cfg.keep_best_epoch and step % eval_every == 0)):
-                continue
-            val_logits = logits_of(model, x_val, device)
-            key = (accuracy(val_logits.argmax(1), y_val), -float(F.cross_entropy(val_logits, y_val.cpu())))
-            if keeper.update(model, key, at_end):
-                total_steps = step  # stop: validation stopped improving
-            if step >= total_steps:
-                break
+    with dense_depthwise(model, device.type == "cpu"):  # the CPU kernels a branch trains with; scores run the convolutions
+        while step < total_steps:
+            order = torch.randperm(len(x_train), generator=gen)
+            for i in range(0, len(order), cfg.batch_size):
+                idx = order[i:i + cfg.batch_size]
+                model.train(len(idx) > 1)  # BatchNorm batch statistics need two images; a lone last image uses the running ones
+                with autocast_for(device):
+                    logits = model(x_train[idx].to(device))
+                loss = F.cross_entropy(logits.float(), y_dev[idx.to(device)], label_smoothing=cfg.label_smoothing)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                step += 1
+                at_end = step >= total_steps
+                if not (at_end or (cfg.keep_best_epoch and step % eval_every == 0)):
+                    continue
+                val_logits = logits_of(model, x_val, device)
+                key = (accuracy(val_logits.argmax(1), y_val), -float(F.cross_entropy(val_logits, y_val.cpu())))
+                if keeper.update(model, key, at_end):
+                    total_steps = step  # stop: validation stopped improving
+                if step >= total_steps:
+                    break
     seconds = time.perf_counter() - t0
     model.eval()
     keeper.restore(model)

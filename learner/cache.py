@@ -104,6 +104,33 @@ class PrefixCache:
             return None
         return self._depths.get(depth) if depth in self._depths else self._advance(depth)
 
+    def warm(self, depths: list[int]) -> "PrefixCache":
+        """Compute ``depths`` shallow to deep, each from the last, so no prefix is run twice.
+
+        The probe's trunk features and every profile candidate then start from the deepest
+        depth already held (one prefix pass per split instead of one per consumer).
+        """
+        for d in sorted(set(depths)):
+            self.at(d)
+        return self
+
+    def extended(self, extra: torch.Tensor, depth: int) -> "PrefixCache":
+        """This split followed by ``extra`` images, with activations at ``depth`` computed for ``extra`` only.
+
+        Augmented views train beside their originals: the originals' activations are reused,
+        not recomputed.
+        """
+        out = PrefixCache(self.backbone, torch.cat([self.inputs.cpu(), extra.cpu()]), self.device, self.budget / 2**20,
+                          self.enabled, self.chunk)
+        mine = self.at(depth)
+        if mine is None:  # caching off or over budget: the new split streams like this one
+            return out
+        theirs = PrefixCache(self.backbone, extra, self.device, self.budget / 2**20, self.enabled, self.chunk).at(depth)
+        if theirs is not None:
+            out._depths[depth] = torch.cat([mine, theirs])
+            out.unit_passes = self.unit_passes
+        return out
+
     def batches(
         self, depth: int, order: torch.Tensor, batch_size: int, channels_last: bool = False
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

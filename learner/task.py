@@ -168,13 +168,14 @@ def profile_candidates(bb, cfg: AddTaskConfig) -> list[int]:
     return units
 
 
-def _train_views(bb, caches, x_train: torch.Tensor, cfg: AddTaskConfig, device) -> tuple[PrefixCache, torch.Tensor]:
-    """The final training's split: the training cache, plus augmented views of it when asked for."""
+def _train_views(caches, x_train: torch.Tensor, cfg: AddTaskConfig, depth: int) -> tuple[PrefixCache, torch.Tensor]:
+    """The final training's split: the training cache, plus augmented views of it when asked for
+    (the originals' activations at ``depth`` are reused; only the views run the prefix)."""
     train, y_train = caches[0], caches[1]
     if cfg.augment.views == 0:
         return train, y_train
     x, y = with_views(x_train, y_train, cfg.augment, cfg.split_seed)
-    return PrefixCache(bb, x, device, cfg.cache_budget_mb, cfg.cache), y
+    return train.extended(x[len(x_train):], depth), y
 
 
 def _fit_probe(bb, caches, num_classes: int) -> tuple[ProbeFit, float]:
@@ -224,6 +225,9 @@ def add_task(
             PrefixCache(bb, x_train, device, cfg.cache_budget_mb, cfg.cache), y_train,
             PrefixCache(bb, x_val, device, cfg.cache_budget_mb, cfg.cache), y_val,
         )
+        units = profile_candidates(bb, cfg) if fixed is None else [fixed.start]
+        for cache in (caches[0], caches[2]):  # one prefix pass per split: probe features start from the deepest
+            cache.warm(units)
         need_probe = cfg.lp_init or cfg.probe_candidate or (fixed is not None and fixed.is_probe)
         probe, t_probe = _fit_probe(bb, caches, num_classes) if need_probe else (None, 0.0)
         probe_cand = probe_candidate(bb, probe, t_probe) if probe is not None else None
@@ -233,7 +237,6 @@ def add_task(
         t0 = time.perf_counter()
         executor = SERIAL
         if fixed is None:
-            units = profile_candidates(bb, cfg)
             # Ray only for workers > 1 (or RAY_ADDRESS); its tasks take a GPU each when this run trains on one
             executor = stack.enter_context(open_executor(cfg.workers, gpu=device.type == "cuda"))
             phases.start("profile", len(units))
@@ -273,7 +276,7 @@ def add_task(
             phases.done()
         else:
             phases.start(f"train {UnitRange(start, stop).label(bb.block_names)}", num_evals(cfg.train, len(y_train)))
-            result = fit(bb, branch, *_train_views(bb, caches, x_train, cfg, device), *caches[2:], cfg.train,
+            result = fit(bb, branch, *_train_views(caches, x_train, cfg, start), *caches[2:], cfg.train,
                          on_epoch=lambda e, a: phases.advance(), epoch_size=len(y_train))
             phases.done()
             val_acc = result.val_acc

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from forkpoint.learner.backbone import Backbone
 from forkpoint.learner.branch import Branch
 from forkpoint.learner.cache import PrefixCache
+from forkpoint.learner.densedw import dense_depthwise
 from forkpoint.learner.device import inference_batch, synchronize
 from forkpoint.contract.errors import ConfigError
 
@@ -164,7 +165,9 @@ def fit(
     # the running loss stays on the device: reading it every step would sync CUDA each step
     step, seen = 0, 0
     total_loss = torch.zeros((), dtype=torch.float64, device=device)
+    patched = contextlib.ExitStack()
     try:
+        patched.enter_context(dense_depthwise(branch, device.type == "cpu"))  # training steps; scores run the convolutions
         while step < total_steps:
             order = torch.randperm(len(train), generator=gen)
             for idx, h in train.batches(branch.spec.start, order, cfg.batch_size, channels_last=fast):
@@ -196,6 +199,7 @@ def fit(
                 if step >= total_steps:
                     break
     finally:
+        patched.close()
         branch.adapt_batchnorm(False)
         if fast:
             branch.to(memory_format=torch.contiguous_format)
