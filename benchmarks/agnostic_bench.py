@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> dict:
     from forkpoint.registry.heads import head_versions
     from forkpoint.learner.agnostic import METHOD
     from forkpoint.workflows import add_task_version, init_home, load_task_data
-    from forkpoint.workflows.agnostic_eval import score_inputs, score_stage, summary
+    from forkpoint.workflows.agnostic_eval import score_live, score_stage, summary
 
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> dict:
     live = load_live_model(home)
     with torch.no_grad():
         identical = {t: bool(torch.equal(live.model(inputs[t][0], tasks=[t])[t], at_add[t])) for t in inputs}
-    scored = {t: score_inputs(live, x, y) for t, (x, y) in inputs.items()}
+    scored = {t: score_live(live, x, y) for t, (x, y) in inputs.items()}
     records = head_versions(home.registry, home.fingerprint, METHOD)
     stages = [score_stage(home, rec, scored) for rec in records]
     stats_bytes = sum(len(home.registry.store.get(m.stats_sha256)) for m in records[-1].members)

@@ -49,7 +49,7 @@ def evaluate_any(state: State, home, live, root: Path, as_json: bool) -> None:
     from forkpoint.contract.errors import DataError
     from forkpoint.learner.data import load_inputs
     from forkpoint.workflows.agnostic import all_heads
-    from forkpoint.workflows.agnostic_eval import WAYS, score_inputs, score_stage, summary
+    from forkpoint.workflows.agnostic_eval import WAYS, score_live, score_stage, summary
     from forkpoint.workflows.evaluate import labelled_files
     from forkpoint.workflows.render import pct
 
@@ -63,7 +63,7 @@ def evaluate_any(state: State, home, live, root: Path, as_json: bool) -> None:
         if unknown:
             raise DataError(f"{folder} has classes task {task!r} does not know ({', '.join(unknown[:5])}): name them after its classes")
         x = load_inputs(files.paths, live.model.backbone.preprocessing)
-        scored[task] = score_inputs(live, x, torch.tensor([names.index(v) for v in files.labels]))
+        scored[task] = score_live(live, x, torch.tensor([names.index(v) for v in files.labels]))
         sizes[task] = len(files.paths)
     stages = [st for st in (score_stage(home, rec, scored) for rec in all_heads(home)) if st.images]
     if not stages:

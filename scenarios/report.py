@@ -14,6 +14,7 @@ from pathlib import Path
 
 from forkpoint.contract.atomic import write_json, write_text
 from forkpoint.learner.figures import save_figure
+from forkpoint.scenarios.class_incremental import markdown as ci_markdown
 from forkpoint.scenarios.metrics import mean
 
 
@@ -34,6 +35,7 @@ class StrategyResult:
     checks: dict = field(default_factory=dict)
     registry: list[str] = field(default_factory=list)  # task@version recorded by this run
     restored: list[str] = field(default_factory=list)  # task@version restored on resume
+    class_incremental: dict = field(default_factory=dict)  # SubTuning: stages without a task name (scenarios/class_incremental.py)
 
     @property
     def final_acc(self) -> list[float | None]:
@@ -96,6 +98,8 @@ def markdown(run: dict, results: list[StrategyResult], heatmaps: dict[str, str])
             lines.append(f"| {r.tasks[i]} | " + " | ".join(_fmt(v) for v in row) + " |")
         if r.checks:
             lines += ["", f"Checks: {r.checks}"]
+        if r.class_incremental:
+            lines += ["", *ci_markdown(r.class_incremental)]
         if r.registry or r.restored:
             lines += ["", f"Registry: recorded {', '.join(r.registry) or 'none'}; restored {', '.join(r.restored) or 'none'}"]
         lines.append("")

@@ -23,6 +23,7 @@ from forkpoint.learner.data import to_input
 from forkpoint.learner.device import Stopwatch, resolve_device
 from forkpoint.scenarios.baselines import AVALANCHE_BASELINES, STRATEGIES, BaselineConfig, make_baseline
 from forkpoint.scenarios.benchmark import build_benchmark
+from forkpoint.scenarios.class_incremental import class_incremental
 from forkpoint.scenarios.metrics import (
     STREAM_BWT,
     STREAM_FORGETTING,
@@ -162,9 +163,12 @@ def run_strategy(
     checks, registry, restored = {}, [], []
     if isinstance(strategy, PerTaskStrategy):
         seconds = list(strategy.seconds)  # training time; for restored SubTuning tasks, the original run's
+    ci: dict = {}
     if isinstance(strategy, SubTuningStrategy):
         registry = [a.registered_as for a in strategy.added if a.registered_as]
         restored = [a.restored_from for a in strategy.added if a.restored_from]
+        names = [model.name_of(i) for i in range(steps)]
+        ci = class_incremental(stream.tasks[:steps], names, model.model, config.subtuning().val_fraction, config.seed)
     if check is not None:
         violations = list(check.violations) + changed_accuracies(matrix)
         checks = {"comparisons": check.comparisons, "violations": violations, "passed": not violations}
@@ -186,6 +190,7 @@ def run_strategy(
         checks=checks,
         registry=registry,
         restored=restored,
+        class_incremental=ci,
     )
 
 

@@ -21,11 +21,13 @@ from typing import Any
 
 import torch
 
+from forkpoint.learner.agnostic import AgnosticHead
+from forkpoint.learner.multitask import MultiTaskModel
 from forkpoint.registry.heads import HeadRecord
 from forkpoint.workflows.agnostic import load_head
 from forkpoint.workflows.home import Home
 from forkpoint.workflows.live import LiveModel
-from forkpoint.workflows.routing import decide, embed, projection, records
+from forkpoint.workflows.routing import RoutingRecord, decide, embed, projection, records
 
 WAYS = ("agnostic", "ncm", "routing", "task_incremental")
 
@@ -40,17 +42,22 @@ class ScoredImages:
     distances: dict[str, torch.Tensor] = field(default_factory=dict)  # task -> (N,) calibrated routing distance
 
 
+def score_live(live: LiveModel, x: torch.Tensor, labels: torch.Tensor) -> ScoredImages:
+    """:func:`score_inputs` with the served model and its tasks' routing records."""
+    return score_inputs(live.model, records(live), x, labels)
+
+
 @torch.no_grad()
-def score_inputs(live: LiveModel, x: torch.Tensor, labels: torch.Tensor, batch_size: int = 128) -> ScoredImages:
-    """Backbone-ready inputs of one task: every live branch's prediction, trunk features and routing distances."""
-    bb = live.model.backbone
+def score_inputs(model: MultiTaskModel, recs: dict[str, RoutingRecord], x: torch.Tensor, labels: torch.Tensor,
+                 batch_size: int = 128) -> ScoredImages:
+    """Backbone-ready inputs of one task: every branch's prediction, trunk features and routing distances."""
+    bb = model.backbone
     device = next(bb.parameters()).device
-    recs = records(live)
     proj = projection(bb.num_features)
-    feats, preds = [], {t: [] for t in live.tasks}
+    feats, preds = [], {t: [] for t in model.tasks}
     for i in range(0, len(x), batch_size):
         xb = x[i:i + batch_size].to(device)
-        for t, v in live.model(xb, tasks=live.tasks).items():
+        for t, v in model(xb, tasks=model.tasks).items():
             preds[t].append(v.float().argmax(dim=1).cpu())
         feats.append(bb(xb).float().cpu())
     f = torch.cat(feats)
@@ -76,9 +83,13 @@ class Stage:
 
 
 def score_stage(home: Home, record: HeadRecord, scored: dict[str, ScoredImages]) -> Stage:
-    """One head version on the images of its member tasks (members without images are left out)."""
-    loaded = load_head(home, record)
-    tasks = tuple(m.task for m in record.members if m.task in scored)
+    """One stored head version on the images of its member tasks (members without images are left out)."""
+    head = load_head(home, record).head
+    return score_head(head, record.version, tuple(m.task for m in record.members if m.task in scored), scored)
+
+
+def score_head(head: AgnosticHead, stage: int, tasks: tuple[str, ...], scored: dict[str, ScoredImages]) -> Stage:
+    """A head over ``tasks`` on their images: the four ways of answering, counted on the same images."""
     correct = {w: 0 for w in WAYS}
     routable = all(t in s.distances for s in scored.values() for t in tasks)
     n = 0
@@ -86,8 +97,8 @@ def score_stage(home: Home, record: HeadRecord, scored: dict[str, ScoredImages])
         s = scored[t]
         y = s.labels
         n += len(y)
-        for way, scores in (("agnostic", loaded.head.ridge_scores(s.features)), ("ncm", loaded.head.ncm_scores(s.features))):
-            correct[way] += sum(a.task == t and a.index == int(label) for a, label in zip(loaded.head.answer(scores), y))
+        for way, scores in (("agnostic", head.ridge_scores(s.features)), ("ncm", head.ncm_scores(s.features))):
+            correct[way] += sum(a.task == t and a.index == int(label) for a, label in zip(head.answer(scores), y))
         correct["task_incremental"] += int((s.branch[t] == y).sum())
         if routable:
             for row in range(len(y)):
@@ -95,7 +106,7 @@ def score_stage(home: Home, record: HeadRecord, scored: dict[str, ScoredImages])
                 correct["routing"] += int(went == t and int(s.branch[t][row]) == int(y[row]))
     if not routable:
         correct["routing"] = None  # type: ignore[assignment]
-    return Stage(record.version, tasks, n, correct)
+    return Stage(stage, tasks, n, correct)
 
 
 def summary(stages: list[Stage]) -> dict[str, Any]:
