@@ -9,12 +9,14 @@ PostgreSQL: psycopg 3, a connect timeout so a wrong URL fails fast.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError, SQLAlchemyError
 
 from forkpoint.registry.errors import DatabaseUnavailableError
 
@@ -88,3 +90,20 @@ def _tune_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("registry_write") else "BEGIN")
+
+
+def first_line(e: BaseException) -> str:
+    text = str(getattr(e, "orig", None) or e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+@contextmanager
+def db_errors(url: str) -> Iterator[None]:
+    """Turn driver failures (server gone, disk full, locked too long) into one-line errors.
+    IntegrityError passes through: writers retry on it."""
+    try:
+        yield
+    except IntegrityError:
+        raise
+    except DBAPIError as e:
+        raise DatabaseUnavailableError(f"database error on {shown(url)} ({first_line(e)}): check the server and retry") from None

@@ -1,0 +1,109 @@
+"""Moving a task's live pointer (promote, rollback) and scoring events: a mixin of
+:class:`forkpoint.registry.core.Registry`.
+
+Versions never change; only ``Task.live_version`` moves, by a write transaction that
+resolves its target under the chain lock and appends the event that says where it went
+(``live_before``/``live_after``, which ``verify`` replays against the pointer).
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Callable
+
+from sqlmodel import Session
+
+from forkpoint.registry import chain, validate
+from forkpoint.registry.errors import InvalidInputError, UnknownVersionError
+from forkpoint.registry.models import AuditEvent, Backbone, Task, TaskVersion
+from forkpoint.registry.provenance import default_actor
+from forkpoint.registry.records import AuditRecord, VersionRecord
+from forkpoint.registry.store import WeightStore
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class PointersMixin:
+    """``promote``, ``rollback``, ``record_evaluation``."""
+
+    if TYPE_CHECKING:  # provided by Registry (registry/core.py)
+        store: WeightStore
+        def _read(self) -> AbstractContextManager[Session]: ...
+        def _write(self) -> AbstractContextManager[Session]: ...
+        def _put_claimed(self, data: bytes, actor: str) -> tuple[str, int]: ...
+        def _release_claim(self, claim_id: int) -> None: ...
+        @staticmethod
+        def _log(s: Session, actor: str, action: str, target: str, task: str | None = None, version: int | None = None,
+                 details: dict[str, Any] | None = None) -> AuditEvent: ...
+        @staticmethod
+        def _task_row(s: Session, name: str) -> Task: ...
+        @staticmethod
+        def _version_row(s: Session, t: Task, version: int) -> TaskVersion: ...
+        @staticmethod
+        def _resolve(t: Task, version: int | None) -> int: ...
+        @staticmethod
+        def _backbone_row(s: Session, fingerprint: str) -> Backbone: ...
+        @staticmethod
+        def _fingerprint(s: Session, t: Task) -> str: ...
+        @staticmethod
+        def _ever_live(s: Session, t: Task) -> set[int]: ...
+
+    def promote(self, task: str, version: int, actor: str | None = None) -> VersionRecord:
+        """Make ``version`` the live one (any existing version; a no-op move is still logged)."""
+        return self._move_live("promote", task, lambda s, t: version, actor)
+
+    def rollback(self, task: str, to: int | None = None, actor: str | None = None) -> VersionRecord:
+        """Move the live pointer back to ``to``, by default the newest earlier version that was ever live."""
+
+        def target(s: Session, t: Task) -> int:
+            current = t.live_version
+            if current is None:
+                raise UnknownVersionError(f"task {t.name!r} has no live version to roll back from: promote one first")
+            if to is None:
+                earlier = [v for v in self._ever_live(s, t) if v < current]
+                if not earlier:
+                    raise UnknownVersionError(
+                        f"no version of {t.name!r} older than live v{current} was ever live: pass the target version explicitly"
+                    )
+                return max(earlier)
+            if to >= current:
+                raise InvalidInputError(f"v{to} is not older than live v{current} of {t.name!r}: use promote to move forward")
+            return to
+
+        return self._move_live("rollback", task, target, actor)
+
+    def _move_live(self, action: str, task: str, target: Callable[[Session, Task], int], actor: str | None) -> VersionRecord:
+        """Move the live pointer inside one write transaction (the target is resolved under the lock)."""
+        name = validate.task_name(task)
+        actor = actor or default_actor()
+        with self._write() as s:
+            chain.lock(s)  # before the task row is locked: one lock order for every writer
+            t = self._task_row(s, name)
+            version = target(s, t)
+            row = self._version_row(s, t, version)
+            before = t.live_version
+            t.live_version, t.updated_at = version, _now()
+            s.add(t)
+            self._log(s, actor, action, f"task:{name}@{version}", name, version,
+                      {"live_before": before, "live_after": version})
+            rec = VersionRecord.of(row, t, self._fingerprint(s, t), self.store.rel(row.weights_sha256))
+            s.commit()
+            return rec
+
+    def record_evaluation(self, task: str, version: int, details: dict[str, Any], actor: str | None = None) -> AuditRecord:
+        """Append an ``evaluate`` event: how ``task@version`` scored on which data (its md5), kept in its history.
+
+        Versions stay immutable; the score lives in the audit chain, sealed like every event."""
+        name = validate.task_name(task)
+        actor = actor or default_actor()
+        with self._write() as s:
+            chain.lock(s)
+            t = self._task_row(s, name)
+            self._version_row(s, t, version)
+            event = self._log(s, actor, "evaluate", f"task:{name}@{version}", name, version, details)
+            rec = AuditRecord.of(event)
+            s.commit()
+            return rec
