@@ -55,6 +55,8 @@ def stream_group() -> None:
 @click.option("--per-class", type=click.IntRange(min=2), default=50, show_default=True,
               help="Training images per class (low-data regimes: 10, 50, 100).")
 @click.option("--test-per-class", type=click.IntRange(min=1), default=50, show_default=True, help="Test images per class.")
+@click.option("--test-fraction", type=click.FloatRange(0.0, 0.9, min_open=True, max_open=True), default=0.2, show_default=True,
+              help="Share of each class held out as test images from a dataset folder without its own test split.")
 @click.option("--tasks", "num_tasks", type=click.IntRange(min=1), default=None, help="Use only the first N tasks of the stream.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for image choice, splits and training.")
 @click.option("--resolution", type=click.IntRange(16, 1024), default=None,
@@ -79,7 +81,7 @@ def stream_group() -> None:
               help="Run the strategies as this many Ray tasks side by side (a local Ray, or RAY_ADDRESS); same results as 1.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of a table.")
 @click.pass_context
-def run_cmd(ctx: click.Context, benchmark, paths, strategy, per_class, test_per_class, num_tasks, seed, resolution, epochs,
+def run_cmd(ctx: click.Context, benchmark, paths, strategy, per_class, test_per_class, test_fraction, num_tasks, seed, resolution, epochs,
             profile_epochs, candidates, batch_size, lr, device, data_root, out, home, db, resume, workers, as_json) -> None:
     """Run a task stream with each strategy; write report.md/report.json and accuracy-matrix heatmaps.
 
@@ -112,7 +114,7 @@ def run_cmd(ctx: click.Context, benchmark, paths, strategy, per_class, test_per_
         config = RunConfig(strategies=strategies, resolution=res, epochs=epochs, profile_epochs=profile_epochs,
                            candidates=units, batch_size=batch_size, lr=lr, seed=seed, device=device, workers=workers)
         stream = load_stream(items, StreamOptions(per_class=per_class, test_per_class=test_per_class, seed=seed,
-                                                  num_tasks=num_tasks, data_root=data_root))
+                                                  num_tasks=num_tasks, data_root=data_root, test_fraction=test_fraction))
         if out is None:
             out = Path("runs") / f"stream-{stream.name}-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}"
         if quiet or as_json:

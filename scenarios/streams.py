@@ -33,6 +33,9 @@ class StreamOptions:
     num_tasks: int | None = None
     data_root: Path = Path("data")
     size: int | None = None  # resize user folders to size x size when loading (None: data layer's default)
+    # share of each class held out as the test split of a dataset folder without one of its own: a stream
+    # measures forgetting on test images, and a folder of train images alone would leave a task without any
+    test_fraction: float = 0.2
 
     def __post_init__(self) -> None:
         for what, n in (("images per class", self.per_class), ("test images per class", self.test_per_class)):
@@ -40,10 +43,13 @@ class StreamOptions:
                 raise ConfigError(f"{what} is {n}: use 2 or more (SubTuning needs a validation image per class)")
         if self.num_tasks is not None and self.num_tasks < 1:
             raise ConfigError(f"number of tasks {self.num_tasks} must be >= 1")
+        if not 0.0 < self.test_fraction < 0.9:
+            raise ConfigError(f"--test-fraction {self.test_fraction} must be in (0, 0.9): the share of each class of a "
+                              "folder without a test split held out to measure forgetting")
 
     def to_dict(self) -> dict:
         return {"per_class": self.per_class, "test_per_class": self.test_per_class, "seed": self.seed,
-                "num_tasks": self.num_tasks, "size": self.size}
+                "num_tasks": self.num_tasks, "size": self.size, "test_fraction": self.test_fraction}
 
 
 @dataclass(frozen=True)
@@ -113,7 +119,8 @@ def _datasets(benchmark: list[str], opts: StreamOptions) -> tuple[str, list[Imag
     named = [b for b in benchmark if b in NAMED]
     if named:
         raise ConfigError(f"benchmark '{named[0]}' cannot be combined with dataset folders: pass either one name ({', '.join(NAMED)}) or folders")
-    return "custom", [load_dataset(Path(p), root=opts.data_root, size=opts.size) for p in benchmark]
+    return "custom", [load_dataset(Path(p), root=opts.data_root, size=opts.size, test_fraction=opts.test_fraction)
+                      for p in benchmark]
 
 
 def load_stream(benchmark: str | list[str] | tuple[str, ...], opts: StreamOptions = StreamOptions()) -> Stream:
@@ -130,6 +137,10 @@ def load_stream(benchmark: str | list[str] | tuple[str, ...], opts: StreamOption
     tasks = []
     for ds in datasets:
         t = StreamTask(task_name(name, ds.name, taken), _limit(ds, opts))
+        for split in ("train", "test"):
+            if len(getattr(t.dataset, split).labels) == 0:
+                raise ConfigError(f"task {t.name} ({ds.name}) has no {split} images: give its folder {split} images "
+                                  "(or a larger --test-fraction)")
         taken.add(t.name)
         tasks.append(t)
     return Stream(name, tasks, opts)
