@@ -259,6 +259,16 @@ def render(rec: dict) -> str:
         lines += ["", "Eight tasks in one shared pass against 8 separate models (each its own trunk), CPU ms per pass: " + ", ".join(
             f"batch {b}: {eight[f'eight_batch{b}_ms']['shared']} vs {eight[f'eight_batch{b}_ms']['separate']} "
             f"(**{eight[f'eight_batch{b}_ms']['speedup']}x**)" for b in (1, 64)) + "."]
+    lines += ["", "One-task requests each name another task, rotating through all of them (24 at c=1, 48 at c=16): "
+              "with 100 or more tasks every one is the first request for its task, so its latency includes reading, "
+              "verifying and building that branch (cold); with 1 or 10 most are warm. The all-task p99 is the first, "
+              "cold request (every branch read and verified, the stacked groups built); p50 the warm ones. "
+              "RSS includes the Python process (torch, FastAPI: about 0.9 GB before any branch)."]
+    if (re := rec.get("reload_in_process")) is not None:
+        lines += ["", f"After this run the follower stopped re-checking unchanged rows on a reload (only moved tasks' rows "
+                  f"are read): measured in process on a fresh 1,000-task home ({re['commit']}, load {re['load_avg_1m']}), "
+                  f"a reload after one rollback took {re['reload_after_rollback_s']} s (checking all 1,000 rows alone: "
+                  f"{re['all_rows_checked_s']} s), the first load {re['first_load_s']} s (imports excluded)."]
     lines += ["", f"Failed requests: {sum(r[k]['errors'] for r in rec['results'] for k in ('one_c1', 'one_c16', 'all_c1', 'all_c16'))}. "
               f"Registering the copies took {rec['grow_s']} s in all."]
     return "\n".join(lines)

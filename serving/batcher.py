@@ -137,6 +137,7 @@ class MicroBatcher:
                     "GET /v1/tasks lists them"))
             else:
                 runnable.append(job)
+        runnable = self._loadable(served, runnable)
         if not runnable:
             return
         wanted = [t for t in served.tasks if any(job.tasks is None or t in job.tasks for job in runnable)]
@@ -155,6 +156,34 @@ class MicroBatcher:
             job.future.set_result(Answer(
                 {t: probs[t][where[t][j]:where[t][j] + k] for t in names}, {t: served.versions[t] for t in names},
                 {t: served.model.class_names[t] for t in names}, served.fingerprint, n))
+
+
+    @staticmethod
+    def _loadable(served: Served, jobs: list[_Job]) -> list[_Job]:
+        """Load the branches the jobs need (lazily, verified); a job needing one that fails gets that error,
+        the other jobs of the batch are still answered."""
+        live = served.model
+        load = getattr(live, "branches", None)
+        if not callable(load):
+            return jobs
+        needed = list(dict.fromkeys(t for job in jobs for t in (job.tasks or served.tasks)))
+        budget = live.cache.budget_bytes
+        if budget is not None and sum(int(live.versions[t].weights_bytes) for t in needed) > budget // 2:
+            return jobs  # more than the cache holds at once: the pass loads them chunk by chunk (a failure fails the batch)
+        failed: dict[str, BaseException] = {}
+        for t in needed:
+            try:
+                load([t])
+            except ForkpointError as e:
+                failed[t] = e
+        ok = []
+        for job in jobs:
+            bad = next((failed[t] for t in (job.tasks or served.tasks) if t in failed), None)
+            if bad is None:
+                ok.append(job)
+            else:
+                job.future.set_exception(bad)
+        return ok
 
 
 def _rows(jobs: list[_Job], tasks: list[str]) -> tuple[dict[str, tuple[int, ...] | None] | None, dict[str, dict[int, int]]]:

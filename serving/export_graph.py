@@ -51,7 +51,8 @@ class TaskGraph(nn.Module):
         self.task_names = tuple(tasks)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        out = self.model(images, tasks=list(self.task_names))
+        # the per-task loop, not the stacked tails: exporters trace the graph once and runtimes fuse its ops themselves
+        out = self.model(images, tasks=list(self.task_names), batched=False)
         return tuple(out[t] for t in self.task_names)
 
 

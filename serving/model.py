@@ -61,7 +61,7 @@ def load_served(home: Home, tasks: list[str] | None, previous: Served | None = N
     head's width); on the first load (no ``previous``) nothing is loaded until a request asks."""
     home.backbone.to(device)
     cache = cache or (previous.live.cache if previous is not None else BranchCache(home))
-    versions = live_records(home, tasks)
+    versions = live_records(home, tasks) if previous is None else _moved_records(home, tasks, previous)
     fp = home.backbone.fingerprint()
     if fp != home.fingerprint:
         raise ServedModelError(f"the trunk in memory has fingerprint {fp[:12]}, not the registered "
@@ -80,6 +80,21 @@ def load_served(home: Home, tasks: list[str] | None, previous: Served | None = N
             _probe(live, list(moved))
     fps = {"trunk": fp, **{f"task:{t}": rec.weights_sha256 for t, rec in versions.items()}}
     return Served(live, fp, fps, moved=moved)
+
+
+def _moved_records(home: Home, tasks: list[str] | None, previous: Served) -> dict:
+    """The live records now, reading (and checking) only the rows of tasks whose pointer moved since ``previous``.
+
+    Unchanged (task, version) rows were checked when ``previous`` was built and are immutable; a reload after
+    one rollback reads one row, not 1,000."""
+    fp = home.fingerprint
+    now = {t.name: t.live_version for t in home.registry.list_tasks()
+           if t.backbone_fingerprint == fp and t.live_version is not None and (tasks is None or t.name in tasks)}
+    before = previous.live.versions
+    moved = [t for t, v in now.items() if t not in before or before[t].version != v]
+    fresh = live_records(home, moved) if moved else {}
+    order = list(tasks) if tasks is not None else [t for t in before if t in now] + [t for t in now if t not in before]
+    return {t: fresh.get(t) or before[t] for t in order if t in now}
 
 
 def _probe(live: LiveSet, tasks: list[str]) -> None:

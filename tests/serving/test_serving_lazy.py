@@ -108,3 +108,21 @@ def test_add_task_leaves_the_other_tasks_stored(served_home):
         out = live.model(x)  # a pass loads it, verified, after which it is fingerprinted from memory
         assert out["mnist"].shape == (1, 10) and list(live.model.branches) == ["mnist"]
         assert not live.model.fingerprints()["task:mnist"].startswith("stored:")
+
+
+def test_a_bad_branch_fails_only_the_requests_that_need_it(served_home, serve, samples, files):
+    live = serve(served_home.home)
+    with Registry.open(served_home.home) as reg:
+        path = reg.store.path(reg.show("mnist").weights_sha256)
+    original = path.read_bytes()
+    try:
+        os.chmod(path, 0o644)
+        path.write_bytes(original[:-8] + bytes(8))
+        image = files(samples["digits/5_0.png"])
+        assert live.client.post("/v1/predict", files=image, data={"tasks": "digits"}).status_code == 200
+        bad = live.client.post("/v1/predict", files=image)  # every task: mnist's file fails its sha256
+        assert bad.status_code == 500 and "mnist" in bad.json()["error"]
+        assert live.client.post("/v1/predict", files=image, data={"tasks": "digits"}).status_code == 200
+    finally:
+        path.write_bytes(original)
+    assert live.client.post("/v1/predict", files=files(samples["digits/5_0.png"])).status_code == 200
