@@ -198,6 +198,10 @@ def render(res: dict, heading: bool = True) -> str:
 def main(out: Path, tasks: str, regimes: str, seeds: str, resolution: int, epochs: int, variants: str, publish: bool,
          from_results: Path | None) -> None:
     """Switch each lever of the learner's recipe off alone and compare on the same images."""
+    if publish:  # figures only from clean commits (FORKPOINT_ALLOW_DIRTY=1 to override)
+        from forkpoint.contract.docblock import require_publishable
+
+        require_publishable()
     if from_results is not None:
         res = upgrade(json.loads(from_results.read_text()))
     else:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import platform
-import subprocess
 from pathlib import Path
 
 import torch
@@ -26,16 +25,10 @@ def _cpu_model() -> str:
 
 
 def _git_commit() -> str | None:
-    """The short commit, with ``+dirty`` when tracked files differ from it (the figures are then not that commit's)."""
-    here = Path(__file__).resolve().parent
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10, cwd=here)
-        commit = out.stdout.strip() or None
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True,
-                                timeout=10, cwd=here)
-        return f"{commit}+dirty" if commit and status.stdout.strip() else commit
-    except (OSError, subprocess.SubprocessError):
-        return None
+    """``git describe --always --dirty`` as the code finds it (``-dirty``: the figures are not that commit's)."""
+    from forkpoint.contract.docblock import git_describe
+
+    return git_describe(Path(__file__).resolve().parent)
 
 
 def machine_info(device: torch.device) -> dict:

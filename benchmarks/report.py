@@ -80,6 +80,10 @@ def result_tag(results: dict) -> str:
 
 def publish(results: dict, out_dir: Path, results_dir: Path = RESULTS_DIR, img_dir: Path = DOCS_IMG, page: Path = DOCS_PAGE) -> list[Path]:
     """Copy this run's JSON and PNGs into the repo and regenerate the docs page's generated region."""
+    if Path(page).resolve().is_relative_to(REPO):  # figures only from clean commits (FORKPOINT_ALLOW_DIRTY=1 to override)
+        from forkpoint.contract.docblock import require_publishable
+
+        require_publishable()
     tag = result_tag(results)
     written = [write_json(results, Path(results_dir) / f"{tag}.json")]
     img_dir = Path(img_dir)
