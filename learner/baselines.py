@@ -39,7 +39,7 @@ from forkpoint.learner.cache import PrefixCache
 from forkpoint.learner.densedw import dense_depthwise
 from forkpoint.learner.device import inference_batch
 from forkpoint.learner.probe import fit_probe
-from forkpoint.learner.train import KeepBest, TrainConfig, accuracy, autocast_for, fit, schedule
+from forkpoint.learner.train import KeepBest, TrainConfig, accuracy, adamw, autocast_for, fit, schedule
 
 # (inputs, labels): inputs are backbone-ready images (N, 3, R, R) or, for branches, a PrefixCache of them
 Labelled = tuple[torch.Tensor | PrefixCache, torch.Tensor]
@@ -134,10 +134,8 @@ def fit_full_finetune(
     if not isinstance(x_train, torch.Tensor) or not isinstance(x_val, torch.Tensor):
         raise ConfigError("full finetuning trains on images, not on a prefix cache: pass the backbone-ready inputs")
     gen = torch.Generator().manual_seed(cfg.seed)
-    opt = torch.optim.AdamW(
-        [{"params": list(model.head.parameters()), "lr": cfg.head_lr}, {"params": list(model.net.parameters()), "lr": cfg.lr}],
-        weight_decay=cfg.weight_decay,
-    )
+    opt = adamw([{"params": list(model.head.parameters()), "lr": cfg.head_lr},
+                 {"params": list(model.net.parameters()), "lr": cfg.lr}], cfg.weight_decay)
     total_steps, eval_every = schedule(cfg, epoch_size or len(x_train))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
     y_dev = y_train.to(device)

@@ -114,21 +114,20 @@ class PrefixCache:
             self.at(d)
         return self
 
-    def extended(self, extra: torch.Tensor, depth: int) -> "PrefixCache":
-        """This split followed by ``extra`` images, with activations at ``depth`` computed for ``extra`` only.
+    def extended(self, extra: "torch.Tensor | PrefixCache", depth: int) -> "PrefixCache":
+        """This split followed by ``extra`` (images, or another split's cache), with activations at ``depth``
+        reused where they are held and computed for ``extra`` only where they are not.
 
-        Augmented views train beside their originals: the originals' activations are reused,
-        not recomputed.
+        Augmented views train beside their originals, and a cross-validation pools train and
+        validation: neither runs the prefix again for images it has already seen.
         """
-        out = PrefixCache(self.backbone, torch.cat([self.inputs.cpu(), extra.cpu()]), self.device, self.budget / 2**20,
-                          self.enabled, self.chunk)
-        mine = self.at(depth)
-        if mine is None:  # caching off or over budget: the new split streams like this one
-            return out
-        theirs = PrefixCache(self.backbone, extra, self.device, self.budget / 2**20, self.enabled, self.chunk).at(depth)
-        if theirs is not None:
+        other = extra if isinstance(extra, PrefixCache) else PrefixCache(
+            self.backbone, extra, self.device, self.budget / 2**20, self.enabled, self.chunk)
+        out = PrefixCache(self.backbone, torch.cat([self.inputs.cpu(), other.inputs.cpu()]), self.device,
+                          self.budget / 2**20, self.enabled, self.chunk)
+        mine, theirs = self.at(depth), other.at(depth)
+        if mine is not None and theirs is not None:  # else (caching off, over budget) the new split streams
             out._depths[depth] = torch.cat([mine, theirs])
-            out.unit_passes = self.unit_passes
         return out
 
     def batches(

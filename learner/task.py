@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 
+from forkpoint.contract import recipe
 from forkpoint.contract.branch import BranchSpec
 from forkpoint.contract.draft import VersionDraft
 from forkpoint.learner.branch import Branch
@@ -26,7 +27,7 @@ from forkpoint.learner.crossval import cross_validate
 from forkpoint.learner.data import TaskData, check_labels, check_task, stratified_split, to_input
 from forkpoint.learner.invariants import FrozenGuard
 from forkpoint.learner.multitask import MultiTaskModel
-from forkpoint.learner.probe import ProbeFit, fit_probe
+from forkpoint.learner.probe import ProbeFit, fit_probe, refit_probe
 from forkpoint.learner.parallel import SERIAL, open_executor
 from forkpoint.learner.profile import Candidate, ScoreJob, plot_profile, probe_candidate, run_profile, score_ranges
 from forkpoint.learner.select import beats, greedy_select
@@ -215,6 +216,7 @@ def add_task(
     num_classes = len(data.class_names)
 
     x_train, y_train, x_val, y_val, x_test, y_test = _splits(data, cfg, bb.resolution, bb.mean, bb.std)
+    t_decode = time.perf_counter() - t_start
     if len(y_val) < num_classes:
         raise DataError(f"only {len(y_val)} validation images for {num_classes} classes: add images (>= 2 per class)")
     model.to(device)
@@ -226,8 +228,10 @@ def add_task(
             PrefixCache(bb, x_val, device, cfg.cache_budget_mb, cfg.cache), y_val,
         )
         units = profile_candidates(bb, cfg) if fixed is None else [fixed.start]
+        t0 = time.perf_counter()
         for cache in (caches[0], caches[2]):  # one prefix pass per split: probe features start from the deepest
             cache.warm(units)
+        t_cache = time.perf_counter() - t0
         need_probe = cfg.lp_init or cfg.probe_candidate or (fixed is not None and fixed.is_probe)
         probe, t_probe = _fit_probe(bb, caches, num_classes) if need_probe else (None, 0.0)
         probe_cand = probe_candidate(bb, probe, t_probe) if probe is not None else None
@@ -266,15 +270,26 @@ def add_task(
             t_profile = t_select = 0.0
 
         t1 = time.perf_counter()
-        branch = Branch.new(bb, start, stop, num_classes, cfg.siamese, seed=cfg.train.seed)
-        if probe is not None and (cfg.lp_init or start == stop):
-            branch.init_head(probe.weight, probe.bias)
+        t_cv = 0.0
+
+        def served_probe() -> Branch:
+            """The probe as the served head, refitted on train + validation (``probe.refit_probe``)."""
+            refit = refit_probe(probe, caches[0].trunk_features(), y_train, caches[2].trunk_features(), y_val, num_classes)
+            head = Branch.new(bb, n_units, n_units, num_classes, cfg.siamese, seed=cfg.train.seed)
+            head.init_head(refit.weight, refit.bias)
+            notes.append("the linear probe is served refitted on train + validation at the L2 strength validation chose")
+            return head
+
         if start == stop and probe is not None and not cfg.siamese:
             # the probe is the converged head: nothing left to train
+            branch = served_probe()
             val_acc = probe.val_acc
             phases.start("probe", 1)
             phases.done()
         else:
+            branch = Branch.new(bb, start, stop, num_classes, cfg.siamese, seed=cfg.train.seed)
+            if probe is not None and (cfg.lp_init or start == stop):
+                branch.init_head(probe.weight, probe.bias)
             phases.start(f"train {UnitRange(start, stop).label(bb.block_names)}", num_evals(cfg.train, len(y_train)))
             result = fit(bb, branch, *_train_views(caches, x_train, cfg, start), *caches[2:], cfg.train,
                          on_epoch=lambda e, a: phases.advance(), epoch_size=len(y_train))
@@ -285,11 +300,19 @@ def add_task(
                                   result.val_acc, result.seconds, result.epochs_run, "final", result.val_loss, result.val_correct)
                 greedy.append(final)
                 mine, rival = final, probe_cand
-                if len(y_val) < cfg.cv_below_val:  # too few validation images to decide on: k-fold over train + val
+                # Too few validation images to decide on: k-fold over train + val, unless validation alone
+                # already shows the branch ahead by CV_SKIP_Z paired standard errors (then more votes cannot flip it cheaply).
+                clear = beats(final, probe_cand, replace(cfg.selection, z=max(cfg.selection.z, recipe.CV_SKIP_Z)))
+                if len(y_val) < cfg.cv_below_val and clear:
+                    notes.append(f"branch {final.label} beat the linear probe on validation by more than "
+                                 f"{recipe.CV_SKIP_Z:g} standard errors: no cross-validation needed")
+                elif len(y_val) < cfg.cv_below_val:
                     phases.start(f"cross-validate {final.label} vs probe", 1)
-                    mine, rival = cross_validate(bb, torch.cat([x_train, x_val]), torch.cat([y_train, y_val]), start, stop,
-                                                 num_classes, cfg.train, device, lp_init=cfg.lp_init,
-                                                 executor=executor)
+                    t_cv0 = time.perf_counter()
+                    mine, rival = cross_validate(bb, caches[0].extended(caches[2], start), torch.cat([y_train, y_val]),
+                                                 start, stop, num_classes, cfg.train, device, lp_init=cfg.lp_init,
+                                                 executor=executor, steps=result.best_step, l2=probe.l2)
+                    t_cv = time.perf_counter() - t_cv0
                     greedy += [mine, rival]
                     phases.done()
                 if not beats(mine, rival, cfg.selection):
@@ -297,11 +320,12 @@ def add_task(
                     notes.append(f"branch {final.label} scored {100 * mine.val_acc:.1f}% {how}, not clearly above the "
                                  f"linear probe's {100 * rival.val_acc:.1f}%: serving the probe (no extra cost)")
                     start = stop = n_units
-                    branch = Branch.new(bb, start, stop, num_classes, cfg.siamese, seed=cfg.train.seed)
-                    branch.init_head(probe.weight, probe.bias)
+                    branch = served_probe()
                     val_acc = probe.val_acc
         t_train = time.perf_counter() - t1
 
+        t_train -= t_cv
+        t0 = time.perf_counter()
         test_acc, per_class = None, {}
         if x_test is not None:
             preds = predict(bb, branch, PrefixCache(bb, x_test, device, cfg.cache_budget_mb, cfg.cache))
@@ -309,6 +333,7 @@ def add_task(
             per_class = {
                 c: accuracy(preds[y_test == i], y_test[y_test == i]) for i, c in enumerate(data.class_names) if (y_test == i).any()
             }
+        t_test = time.perf_counter() - t0
         branch.freeze()
     finally:
         stack.close()
@@ -335,7 +360,9 @@ def add_task(
         total_params=branch.num_params() + sum(p.numel() for p in bb.parameters()),
         extra_cost_pct=round(bb.extra_cost_pct(start), 3) if start < n_units else 0.0,
         split_sizes={"train": len(y_train), "val": len(y_val), "test": 0 if y_test is None else len(y_test)},
-        timings={"probe_s": t_probe, "profile_s": t_profile, "select_s": t_select, "train_s": t_train,
+        # train_s: the final training with its augmented views' prefix pass; cv_s: the branch-vs-probe folds
+        timings={"decode_s": t_decode, "cache_s": t_cache, "probe_s": t_probe, "profile_s": t_profile, "select_s": t_select,
+                 "train_s": t_train, "cv_s": t_cv, "test_s": t_test,
                  "total_s": time.perf_counter() - t_start},
         device=str(device),
         config=cfg.to_dict(),

@@ -69,6 +69,7 @@ class FitResult:
     val_loss: float = float("nan")
     steps: int = 0
     val_correct: torch.Tensor | None = None  # bool per validation image at the kept state
+    best_step: int = 0  # optimizer steps to the kept state
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,7 @@ def fit(
     block_params = [p for p in branch.blocks.parameters() if p.requires_grad]
     if block_params:
         groups.append({"params": block_params, "lr": cfg.lr})
-    opt = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+    opt = adamw(groups, cfg.weight_decay)
     total_steps, eval_every = schedule(cfg, epoch_size or len(train))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
     trunk = train.trunk_features() if branch.spec.siamese else None
@@ -205,7 +206,9 @@ def fit(
             branch.to(memory_format=torch.contiguous_format)
     keeper.restore(branch)
     synchronize(device)
-    return FitResult(keeper.best[0], keeper.best_eval, keeper.evals, time.perf_counter() - t0, history, -keeper.best[1], step, keeper.extra)
+    best_step = history[keeper.best_eval - 1]["step"] if keeper.best_eval else step
+    return FitResult(keeper.best[0], keeper.best_eval, keeper.evals, time.perf_counter() - t0, history, -keeper.best[1], step,
+                     keeper.extra, best_step)
 
 
 class KeepBest:
@@ -235,6 +238,15 @@ class KeepBest:
     def restore(self, module: torch.nn.Module) -> None:
         if self.state is not None and self.best_eval != self.evals:
             module.load_state_dict(self.state)
+
+
+def adamw(groups: list[dict], weight_decay: float) -> torch.optim.AdamW:
+    """AdamW as every training loop here builds it: one fused kernel per step for all parameters.
+
+    PyTorch's default on the CPU is a Python loop over parameter tensors (``_single_tensor_adam``:
+    15% of a small-batch branch step); the fused kernel does the same update in one call.
+    """
+    return torch.optim.AdamW(groups, weight_decay=weight_decay, fused=True)
 
 
 def schedule(cfg: TrainConfig, n_train: int) -> tuple[int, int]:
