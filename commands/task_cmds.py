@@ -188,6 +188,9 @@ def add_task_cmd(state: State, name: str, source: str, data_root: Path, limit_pe
         state.note(f"{name}: {data.dataset.name}, {len(data.class_names)} classes, "
                    + ", ".join(f"{k} {v}" for k, v in data.sizes.items())
                    + (f" (new version of a task with live v{previous.live_version})" if previous else ""))
+        from forkpoint.learner.plan import plan_note
+
+        state.note(plan_note(home.backbone, cfg, dict(data.sizes)))
         for warning in (budget_warning(home, cfg), slow_cpu_note(home, device, data.sizes.get("train", 0))):
             if warning is not None:
                 state.stderr.print(f"warning: {warning}", highlight=False, markup=False, soft_wrap=True)
