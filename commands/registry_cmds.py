@@ -178,6 +178,7 @@ def audit(state: State, no_data: bool, report_path: Path | None, since, report_t
         if report_task is not None:
             home.registry.get_task(report_task)  # an unknown name is an input error before anything is checked
         result = audit_home(home, check_data=not no_data, deep=deep)
+        keyed = home.registry.audit_keying()
         if report_path is not None:
             from datetime import timezone
 
@@ -200,6 +201,10 @@ def audit(state: State, no_data: bool, report_path: Path | None, since, report_t
             state.console.print(f"{len(r.orphans)} unreferenced file(s): `forkpoint gc` removes them", highlight=False)
         state.console.print(f"audit log head {r.chain_head} (keep it elsewhere: a later cut of the log's tail will not match)",
                             highlight=False)
+        if keyed is not None:
+            state.console.print(f"sealed with audit key id {keyed.key_id} from event {keyed.first_event} on "
+                                "(keep it elsewhere too: a registry stripped of every keyed seal would look never keyed)",
+                                highlight=False)
         for problem in result.problems:
             click.echo(f"problem: {problem}", err=True)
         state.console.print("audit: OK" if result.ok else f"audit: {len(result.problems)} problem(s)", highlight=False)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from forkpoint.registry import validate
+from forkpoint.registry import keying, validate
 from forkpoint.registry.diff import diff_versions
 from forkpoint.registry.models import AuditEvent, Backbone, Task, TaskVersion
 from forkpoint.registry.records import AuditRecord, TaskHistory, TaskRecord, VersionDiff, VersionRecord, utc
@@ -114,3 +114,10 @@ class ReadsMixin:
             if limit is not None:
                 q = q.limit(limit)
             return [AuditRecord.of(e) for e in reversed(s.exec(q).all())]
+
+    def audit_keying(self) -> keying.Keying | None:
+        """The ``audit_key`` record (registry/keying.py): which key seals this registry, and from which event; None if unkeyed."""
+        with self._read() as s:
+            rec = keying.read(s)
+        return rec if isinstance(rec, keying.Keying) else None
+

@@ -130,3 +130,13 @@ def test_every_trigger_is_checked_on_a_fresh_registry(reg, ready):
         assert triggers.broken(s) == []
     expected = triggers.pg_expected() if reg.engine.dialect.name == "postgresql" else triggers.sqlite_expected()
     assert {n.rsplit("_no_", 1)[0] for n in expected} >= {"audit_event", "task_version", "reference_output", "registry_setting"}
+
+
+def test_the_keying_record_names_the_key_and_its_first_event(reg, ready, monkeypatch):
+    from forkpoint.registry import keying
+
+    assert reg.audit_keying() is None
+    _keyed_registry(ready, monkeypatch)
+    rec = reg.audit_keying()
+    first_keyed = min(e.id for e in reg.audit_events() if e.action == "add_version" and e.task == "birds")
+    assert rec == keying.Keying(keying.key_id(SECRET.encode()), first_keyed) and SECRET not in rec.value()
