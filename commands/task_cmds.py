@@ -113,7 +113,7 @@ def info(state: State, as_json: bool) -> None:
               help="For a folder/CSV without its own test split: hold out this share of each class for testing (default: none, every image trains or validates).")
 @click.option("--siamese", is_flag=True, help="Head sees the branch's and the frozen trunk's features (Siamese SubTuning).")
 @click.option("--probe/--no-probe", "probe", default=True, show_default=True,
-              help="The linear probe (head only, no extra cost) competes with the trained branch and is served unless the branch beats it on validation.")
+              help="The linear probe (head only: no tuned units; alone it costs one trunk pass) competes with the trained branch and is served unless the branch beats it on validation.")
 @click.option("--epochs", type=click.IntRange(min=1), default=recipe.EPOCHS, show_default=True,
               help="Training epochs for the chosen branch (at least --min-steps optimizer steps are taken).")
 @click.option("--profile-epochs", type=click.IntRange(min=1), default=recipe.PROFILE_EPOCHS, show_default=True,

@@ -19,6 +19,10 @@ import torch
 import torch.nn.functional as F
 
 L2_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)  # on standardised features; tiny tasks need the strong end
+# L-BFGS iterations per strength, warm-started along the path. 50 instead of 200 took 8.4 s instead of
+# 19.3 s on 850 animal silhouettes (64 px, Lite0) and chose the same strength with the same validation
+# accuracy (84.7%) and loss (0.495 vs 0.496): the weak end never converges further in a way validation sees.
+MAX_ITER = 50
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,7 @@ def fit_probe(
     y_val: torch.Tensor,
     num_classes: int,
     l2_grid: tuple[float, ...] = L2_GRID,
-    max_iter: int = 200,
+    max_iter: int = MAX_ITER,
 ) -> ProbeFit:
     """Fit the head on frozen features; pick the L2 strength by validation (accuracy, then loss).
 

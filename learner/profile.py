@@ -59,7 +59,7 @@ class Candidate:
 
 
 def probe_candidate(backbone: Backbone, probe: ProbeFit, seconds: float) -> Candidate:
-    """The empty branch (head only, no extra cost) as a selection candidate."""
+    """The empty branch (head only, no tuned units) as a selection candidate."""
     n = backbone.num_blocks
     params = probe.weight.numel() + probe.bias.numel()
     return Candidate(n, n, [], params, 0.0, probe.val_acc, seconds, 0, "probe", probe.val_loss, probe.val_correct)

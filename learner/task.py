@@ -199,7 +199,8 @@ def add_task(
     The recipe: fit the linear probe on the frozen trunk's features (seconds); profile
     each affordable unit with its head starting from that probe (LP-FT); grow the best
     unit greedily; train the chosen branch from the probe head; serve it only if it beats
-    the probe on validation by more than noise (the probe costs nothing extra).
+    the probe on validation by more than noise (the probe tunes no units: alone it costs one trunk pass;
+    beside forking tasks it keeps the trunk's rows running past their forks, ``MultiTaskModel.total_cost_pct``).
     """
     check_task_name(name)
     if name in model.branches:
@@ -318,7 +319,7 @@ def add_task(
                 if not beats(mine, rival, cfg.selection):
                     how = "cross-validated" if mine.stage == "cv" else "on validation"
                     notes.append(f"branch {final.label} scored {100 * mine.val_acc:.1f}% {how}, not clearly above the "
-                                 f"linear probe's {100 * rival.val_acc:.1f}%: serving the probe (no extra cost)")
+                                 f"linear probe's {100 * rival.val_acc:.1f}%: serving the probe (no tuned units)")
                     start = stop = n_units
                     branch = served_probe()
                     val_acc = probe.val_acc

@@ -159,7 +159,7 @@ def test_bad_options_are_refused(lite0_32, digits_012):
 
 
 def test_the_probe_is_served_when_no_branch_beats_it(lite0_32, digits_012):
-    """With a margin no branch can clear, selection keeps the linear probe: head only, no extra cost."""
+    """With a margin no branch can clear, selection keeps the linear probe: head only, no tuned units."""
     cfg = AddTaskConfig(**{**FAST.__dict__, "selection": SelectionConfig(max_blocks=1, max_extra_cost=40.0, eps=1.0)})
     model = MultiTaskModel(lite0_32)
     r = add_task(model, "t", digits_012, cfg)
