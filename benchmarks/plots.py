@@ -27,7 +27,10 @@ def plot_accuracy(result: dict, path: Path) -> Path:
     summary = result["summary"]
     panels = result["tasks"] + ["mean"]
     regimes = _regime_order(r["regime"] for r in summary)
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.6), squeeze=False, sharey=False)
+    timed = any(r.get("phases") for r in result["rows"])
+    fig, axes = plt.subplots(1, len(panels) + timed, figsize=(3.6 * (len(panels) + timed), 3.6), squeeze=False, sharey=False)
+    if timed:
+        _plot_phases(axes[0][-1], result["rows"], regimes)
     for ax, task in zip(axes[0], panels):
         for method in result["methods"]:
             pts = {r["regime"]: r for r in summary if r["task"] == task and r["method"] == method}
@@ -42,8 +45,30 @@ def plot_accuracy(result: dict, path: Path) -> Path:
         ax.set_xlabel("training images")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("test accuracy (%)")
-    axes[0][-1].legend(fontsize=7, loc="lower right")
+    axes[0][len(panels) - 1].legend(fontsize=7, loc="lower right")
     return _save(fig, path)
+
+
+def _plot_phases(ax, rows: list[dict], regimes: list[str]) -> None:
+    """Stacked bars: SubTuning's add-task seconds by phase, beside full finetuning's seconds, per regime."""
+    from forkpoint.benchmarks.sections.accuracy import PHASES, phase_means
+
+    colors = plt.get_cmap("tab10").colors
+    for i, regime in enumerate(regimes):
+        means = phase_means(rows, regime)
+        bottom = 0.0
+        for j, p in enumerate(p for p in PHASES if p != "test"):
+            v = means.get(p, 0.0)
+            ax.bar(i - 0.2, v, 0.4, bottom=bottom, color=colors[j % 10], label=p if i == 0 else None)
+            bottom += v
+        full = [r["seconds"] for r in rows if r["regime"] == regime and r["method"] == "full-ft"]
+        if full:
+            ax.bar(i + 0.2, sum(full) / len(full), 0.4, color=METHOD_COLORS["full-ft"], label="full FT" if i == 0 else None)
+    ax.set_xticks(range(len(regimes)), regimes, fontsize=8)
+    ax.set_title("seconds per task: add-task phases | full FT")
+    ax.set_xlabel("training images")
+    ax.legend(fontsize=6, loc="upper left")
+    ax.grid(alpha=0.3, axis="y")
 
 
 def plot_cost(result: dict, path: Path) -> Path:

@@ -105,6 +105,28 @@ def summarize(rows: list[dict]) -> list[dict]:
     return out
 
 
+PHASES = ("decode", "cache", "probe", "profile", "select", "train", "cv", "test")
+
+
+def phase_means(rows: list[dict], regime: str) -> dict[str, float]:
+    """Mean seconds per add_task phase over the regime's SubTuning rows (empty for results without phases)."""
+    rs = [r for r in rows if r["regime"] == regime and r["method"] == "subtuning" and r.get("phases")]
+    return {p: sum(r["phases"].get(p, 0.0) for r in rs) / len(rs) for p in PHASES} if rs else {}
+
+
+def phase_breakdown(rows: list[dict], regimes: list[str]) -> list[list[str]]:
+    out = []
+    for regime in regimes:
+        means = phase_means(rows, regime)
+        full = [r["seconds"] for r in rows if r["regime"] == regime and r["method"] == "full-ft"]
+        sub = [r["seconds"] for r in rows if r["regime"] == regime and r["method"] == "subtuning"]
+        if not means or not full:
+            continue
+        f, a = sum(full) / len(full), sum(sub) / len(sub)
+        out.append([regime, *(f"{means[p]:.1f}" for p in PHASES), f"{a:.1f}", f"{f:.1f}", f"{a / f:.2f}x"])
+    return out
+
+
 def _regimes_in_order(rows: list[dict]) -> list[str]:
     seen = []
     for r in rows:
@@ -143,8 +165,14 @@ def tables(result: dict) -> list[TableSpec]:
             row.append(f"{sum(secs) / len(secs):.1f}" if secs else "–")
         time_rows.append(row)
     out.append(TableSpec("Seconds per task (mean over tasks and seeds)", ["data"] + methods, time_rows,
-                         note="subtuning: the whole add_task (profile + select + train + test scoring); the others: training "
-                              "with per-epoch validation. One busy CPU thread: compare within a row."))
+                         note="subtuning: the whole add_task but its test scoring (decode, prefix caches, probe, profile, select, "
+                              "train with its augmented views, cross-validation); the others: training with per-epoch validation. "
+                              "One CPU thread: compare within a row."))
+    if breakdown := phase_breakdown(result["rows"], regimes):
+        out.append(TableSpec("Where SubTuning's add-task time goes (seconds per task, mean over tasks and seeds)",
+                             ["data", *PHASES, "add-task", "full FT", "ratio"], breakdown,
+                             note="test: scoring the test images after the add (not in add-task's seconds); ratio: add-task over "
+                                  "full finetuning, both on the same images in this run"))
     chosen = []
     for r in summary:
         if r["method"] == "subtuning" and r["task"] != "mean":
