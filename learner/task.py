@@ -362,9 +362,9 @@ def add_task(
         extra_cost_pct=round(bb.extra_cost_pct(start), 3) if start < n_units else 0.0,
         split_sizes={"train": len(y_train), "val": len(y_val), "test": 0 if y_test is None else len(y_test)},
         # train_s: the final training with its augmented views' prefix pass; cv_s: the branch-vs-probe folds
-        timings={"decode_s": t_decode, "cache_s": t_cache, "probe_s": t_probe, "profile_s": t_profile, "select_s": t_select,
-                 "train_s": t_train, "cv_s": t_cv, "test_s": t_test,
-                 "total_s": time.perf_counter() - t_start},
+        timings={k: round(v, 3) for k, v in {  # milliseconds are all a duration needs (and all the diff shows)
+            "decode_s": t_decode, "cache_s": t_cache, "probe_s": t_probe, "profile_s": t_profile, "select_s": t_select,
+            "train_s": t_train, "cv_s": t_cv, "test_s": t_test, "total_s": time.perf_counter() - t_start}.items()},
         device=str(device),
         config=cfg.to_dict(),
         fingerprints=model.fingerprints(),
