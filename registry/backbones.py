@@ -7,9 +7,7 @@ Its tensors, when stored, go through the same claim-then-put path as branch weig
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
@@ -17,44 +15,19 @@ from sqlmodel import Session, select
 from forkpoint.registry import chain, claims, validate
 from forkpoint.registry.codec import decode, encode
 from forkpoint.registry.errors import BackboneMismatchError, ConcurrencyError, InvalidInputError
-from forkpoint.registry.models import AuditEvent, Backbone, Task, TaskVersion
+from forkpoint.registry.models import Backbone, Task
 from forkpoint.registry.provenance import default_actor
 from forkpoint.registry.records import BackboneRecord
-from forkpoint.registry.store import WeightStore
+from forkpoint.registry.parts import RegistryParts, now
 from forkpoint.registry.versions import MAX_ATTEMPTS, backoff as _backoff
 
 if TYPE_CHECKING:
     import torch
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
-
-class BackbonesMixin:
+class BackbonesMixin(RegistryParts):
     """``register_backbone``, ``retire_backbone``, ``backbones``, ``backbone``, ``load_trunk``."""
-
-    if TYPE_CHECKING:  # provided by Registry (registry/core.py)
-        store: WeightStore
-        def _read(self) -> AbstractContextManager[Session]: ...
-        def _write(self) -> AbstractContextManager[Session]: ...
-        def _put_claimed(self, data: bytes, actor: str) -> tuple[str, int]: ...
-        def _release_claim(self, claim_id: int) -> None: ...
-        @staticmethod
-        def _log(s: Session, actor: str, action: str, target: str, task: str | None = None, version: int | None = None,
-                 details: dict[str, Any] | None = None) -> AuditEvent: ...
-        @staticmethod
-        def _task_row(s: Session, name: str) -> Task: ...
-        @staticmethod
-        def _version_row(s: Session, t: Task, version: int) -> TaskVersion: ...
-        @staticmethod
-        def _resolve(t: Task, version: int | None) -> int: ...
-        @staticmethod
-        def _backbone_row(s: Session, fingerprint: str) -> Backbone: ...
-        @staticmethod
-        def _fingerprint(s: Session, t: Task) -> str: ...
-        @staticmethod
-        def _ever_live(s: Session, t: Task) -> set[int]: ...
 
     def register_backbone(
         self,
@@ -117,7 +90,7 @@ class BackbonesMixin:
             row = Backbone(
                 fingerprint=fp, arch=arch, weights_source=weights_source, num_blocks=len(blocks),
                 block_names=blocks, resolution=resolution, mean=norm["mean"], std=norm["std"],
-                trunk_sha256=trunk_sha, trunk_bytes=trunk_bytes, actor=actor, created_at=_now(),
+                trunk_sha256=trunk_sha, trunk_bytes=trunk_bytes, actor=actor, created_at=now(),
             )
             s.add(row)
             self._log(s, actor, "register_backbone", f"backbone:{fp}", details={

@@ -17,7 +17,6 @@ registry/settings.py; all are methods of :class:`Registry`.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -49,13 +48,11 @@ from forkpoint.registry.pointers import PointersMixin
 from forkpoint.registry.reads import ReadsMixin
 from forkpoint.registry.serving import ServingMixin
 from forkpoint.registry.settings import recorded_store_url as _recorded_store_url
+from forkpoint.registry.parts import now
 from forkpoint.registry.store import LocalObjectStore, WeightStore
 
 from forkpoint.registry.versions import VersionsMixin
 
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class Registry(BackbonesMixin, PointersMixin, ReadsMixin, VersionsMixin, ServingMixin, MaintenanceMixin):
@@ -145,7 +142,7 @@ class Registry(BackbonesMixin, PointersMixin, ReadsMixin, VersionsMixin, Serving
     def _log(s: Session, actor: str, action: str, target: str, task: str | None = None, version: int | None = None,
              details: dict[str, Any] | None = None) -> AuditEvent:
         """Append an event to the audit chain inside the write transaction ``s``."""
-        return chain.append(s, AuditEvent(at=_now(), actor=actor, action=action, target=target, task=task,
+        return chain.append(s, AuditEvent(at=now(), actor=actor, action=action, target=target, task=task,
                                           version=version, details=validate.jsonable("audit details", details or {})))
 
     def _put_claimed(self, data: bytes, actor: str) -> tuple[str, int]:

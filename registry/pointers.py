@@ -8,48 +8,21 @@ resolves its target under the chain lock and appends the event that says where i
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from sqlmodel import Session
 
 from forkpoint.registry import chain, validate
 from forkpoint.registry.errors import InvalidInputError, UnknownVersionError
-from forkpoint.registry.models import AuditEvent, Backbone, Task, TaskVersion
+from forkpoint.registry.models import Task
 from forkpoint.registry.provenance import default_actor
 from forkpoint.registry.records import AuditRecord, VersionRecord
-from forkpoint.registry.store import WeightStore
+from forkpoint.registry.parts import RegistryParts, now
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
-
-class PointersMixin:
+class PointersMixin(RegistryParts):
     """``promote``, ``rollback``, ``record_evaluation``."""
-
-    if TYPE_CHECKING:  # provided by Registry (registry/core.py)
-        store: WeightStore
-        def _read(self) -> AbstractContextManager[Session]: ...
-        def _write(self) -> AbstractContextManager[Session]: ...
-        def _put_claimed(self, data: bytes, actor: str) -> tuple[str, int]: ...
-        def _release_claim(self, claim_id: int) -> None: ...
-        @staticmethod
-        def _log(s: Session, actor: str, action: str, target: str, task: str | None = None, version: int | None = None,
-                 details: dict[str, Any] | None = None) -> AuditEvent: ...
-        @staticmethod
-        def _task_row(s: Session, name: str) -> Task: ...
-        @staticmethod
-        def _version_row(s: Session, t: Task, version: int) -> TaskVersion: ...
-        @staticmethod
-        def _resolve(t: Task, version: int | None) -> int: ...
-        @staticmethod
-        def _backbone_row(s: Session, fingerprint: str) -> Backbone: ...
-        @staticmethod
-        def _fingerprint(s: Session, t: Task) -> str: ...
-        @staticmethod
-        def _ever_live(s: Session, t: Task) -> set[int]: ...
 
     def promote(self, task: str, version: int, actor: str | None = None) -> VersionRecord:
         """Make ``version`` the live one (any existing version; a no-op move is still logged)."""
@@ -85,7 +58,7 @@ class PointersMixin:
             version = target(s, t)
             row = self._version_row(s, t, version)
             before = t.live_version
-            t.live_version, t.updated_at = version, _now()
+            t.live_version, t.updated_at = version, now()
             s.add(t)
             self._log(s, actor, action, f"task:{name}@{version}", name, version,
                       {"live_before": before, "live_after": version})

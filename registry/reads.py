@@ -4,44 +4,20 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import select
 
 from forkpoint.registry import keying, validate
 from forkpoint.registry.diff import diff_versions
 from forkpoint.registry.models import AuditEvent, Backbone, Task, TaskVersion
 from forkpoint.registry.records import AuditRecord, TaskHistory, TaskRecord, VersionDiff, VersionRecord, utc
-from forkpoint.registry.store import WeightStore
+from forkpoint.registry.parts import RegistryParts, now
 
 
-class ReadsMixin:
+class ReadsMixin(RegistryParts):
     """``list_tasks``, ``get_task``, ``show``, ``versions``, ``ever_live``, ``history``, ``diff``, ``audit_events``."""
-
-    if TYPE_CHECKING:  # provided by Registry (registry/core.py)
-        store: WeightStore
-        def _read(self) -> AbstractContextManager[Session]: ...
-        def _write(self) -> AbstractContextManager[Session]: ...
-        def _put_claimed(self, data: bytes, actor: str) -> tuple[str, int]: ...
-        def _release_claim(self, claim_id: int) -> None: ...
-        @staticmethod
-        def _log(s: Session, actor: str, action: str, target: str, task: str | None = None, version: int | None = None,
-                 details: dict[str, Any] | None = None) -> AuditEvent: ...
-        @staticmethod
-        def _task_row(s: Session, name: str) -> Task: ...
-        @staticmethod
-        def _version_row(s: Session, t: Task, version: int) -> TaskVersion: ...
-        @staticmethod
-        def _resolve(t: Task, version: int | None) -> int: ...
-        @staticmethod
-        def _backbone_row(s: Session, fingerprint: str) -> Backbone: ...
-        @staticmethod
-        def _fingerprint(s: Session, t: Task) -> str: ...
-        @staticmethod
-        def _ever_live(s: Session, t: Task) -> set[int]: ...
 
     def list_tasks(self) -> list[TaskRecord]:
         with self._read() as s:

@@ -7,7 +7,6 @@ lives in the same table: registry/keying.py.)
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -17,10 +16,8 @@ from forkpoint.registry.db import WRITE, db_errors as _db_errors
 from forkpoint.registry.errors import InvalidInputError
 from forkpoint.registry.models import Backbone, RegistrySetting, TaskVersion
 from forkpoint.registry.provenance import default_actor
+from forkpoint.registry.parts import now
 
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 STORE_URL = "store_url"  # registry_setting name (0005)
@@ -49,7 +46,7 @@ def recorded_store_url(engine: sa.Engine, db_url: str, wanted: str | None) -> st
                                 f"a store is chosen at init; use a new --db/--home for {wanted}")
     try:
         with _db_errors(db_url), Session(engine.execution_options(**WRITE)) as s:
-            s.add(RegistrySetting(name=STORE_URL, value=wanted, actor=default_actor(), set_at=_now()))
+            s.add(RegistrySetting(name=STORE_URL, value=wanted, actor=default_actor(), set_at=now()))
             s.commit()
     except IntegrityError:  # another init recorded one first: agree with it or refuse
         return recorded_store_url(engine, db_url, wanted)
