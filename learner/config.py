@@ -34,7 +34,8 @@ class AddTaskConfig:
     lp_init: bool = False
     probe_candidate: bool = True  # the linear probe competes in selection and is the fallback
     augment: AugmentConfig = AugmentConfig(views=recipe.AUGMENT_VIEWS)  # cached augmented views for the final training
-    cv_below_val: int = 30  # fewer validation images than this: branch vs probe by 5-fold cross-validation (costs ~5 trainings)
+    cv_below_val: int = 30  # fewer validation images than this: branch vs probe by 3-fold cross-validation (~3 short trainings)
+    cv_skip_z: float = recipe.CV_SKIP_Z  # ...unless validation alone shows the branch ahead by this many paired SEs (inf: always)
     val_fraction: float = 0.15
     split_seed: int = 0
     device: str = "auto"

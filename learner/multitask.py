@@ -106,6 +106,8 @@ class MultiTaskModel(nn.Module):
         minus the deepest fork's suffix, plus 100%. Linear heads are left out (negligible).
         """
         specs = [self.spec(t) for t in self._select(tasks)]
+        if not specs:
+            return 0.0  # a pass over no task runs nothing (``shared_pass`` returns before the stem)
         suffix = self.backbone.extra_cost_pct  # % of a pass from unit `start` through the tail
         if any(s.siamese or s.is_probe for s in specs):
             trunk = 100.0  # the trunk's rows run to the end: a whole pass

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import torch
 
-from forkpoint.contract import recipe
 from forkpoint.contract.branch import BranchSpec
 from forkpoint.contract.draft import VersionDraft
 from forkpoint.learner.branch import Branch
@@ -303,10 +302,11 @@ def add_task(
                 mine, rival = final, probe_cand
                 # Too few validation images to decide on: k-fold over train + val, unless validation alone
                 # already shows the branch ahead by CV_SKIP_Z paired standard errors (then more votes cannot flip it cheaply).
-                clear = beats(final, probe_cand, replace(cfg.selection, z=max(cfg.selection.z, recipe.CV_SKIP_Z)))
+                clear = cfg.cv_skip_z != float("inf") and beats(final, probe_cand,
+                                                                 replace(cfg.selection, z=max(cfg.selection.z, cfg.cv_skip_z)))
                 if len(y_val) < cfg.cv_below_val and clear:
                     notes.append(f"branch {final.label} beat the linear probe on validation by more than "
-                                 f"{recipe.CV_SKIP_Z:g} standard errors: no cross-validation needed")
+                                 f"{cfg.cv_skip_z:g} standard errors: no cross-validation needed")
                 elif len(y_val) < cfg.cv_below_val:
                     phases.start(f"cross-validate {final.label} vs probe", 1)
                     t_cv0 = time.perf_counter()

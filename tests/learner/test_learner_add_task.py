@@ -20,6 +20,7 @@ FAST = AddTaskConfig(
     selection=SelectionConfig(max_blocks=2, max_extra_cost=40.0),
     candidates=UnitRange(12, 16),
     device="cpu",
+    cv_skip_z=float("inf"),  # these tests exercise the cross-validation itself: never skipped
 )
 
 
@@ -176,3 +177,18 @@ def test_the_probe_is_served_when_no_branch_beats_it(lite0_32, digits_012):
 def test_fixed_probe_branch_from_the_contract(lite0_32, digits_012):
     r = add_task(MultiTaskModel(lite0_32), "t", digits_012, AddTaskConfig(branch=UnitRange.probe(16), device="cpu"))
     assert (r.spec.start, r.spec.stop) == (16, 16) and r.test_acc > 0.7
+
+
+def test_cross_validation_is_skipped_only_when_validation_is_already_clear(lite0_32, digits_012):
+    """cv_skip_z=0: a branch ahead of the probe on validation at all needs no folds; one that is not still gets them."""
+    from dataclasses import replace
+
+    r = add_task(MultiTaskModel(lite0_32), "digits", digits_012, replace(FAST, cv_skip_z=0.0))
+    stages = [c.stage for c in r.greedy]
+    final = next(c for c in r.greedy if c.stage == "final")
+    probe = next(c for c in r.profile if c.stage == "probe")
+    if final.val_acc - probe.val_acc > FAST.selection.eps:
+        assert "cv" not in stages and any("no cross-validation needed" in n for n in r.notes)
+        assert r.spec.start < r.spec.stop  # the branch is served
+    else:
+        assert stages[-2:] == ["cv", "cv-probe"]

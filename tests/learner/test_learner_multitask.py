@@ -107,7 +107,7 @@ def _counted_cost_pct(model: MultiTaskModel, x: torch.Tensor, tasks, stem: str, 
 
     handles = [m.register_forward_hook(counter(k)) for m, k in watched]
     try:
-        model(x, tasks=tasks)
+        model(x, tasks=tasks, batched=False)  # the per-task form: the stacked one runs the same products in folded kernels the hooks cannot see
     finally:
         for h in handles:
             h.remove()
