@@ -8,18 +8,17 @@ that names an existing version (LivePointerError, never a silently missing task)
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Iterable
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import select
 
 from forkpoint.registry import evidence, references, validate
 from forkpoint.registry.codec import decode
 from forkpoint.registry.errors import LivePointerError
 from forkpoint.registry.models import Backbone, Task, TaskVersion
 from forkpoint.registry.records import VersionRecord
-from forkpoint.registry.store import WeightStore
+from forkpoint.registry.parts import RegistryParts
 
 if TYPE_CHECKING:
     import numpy as np
@@ -31,23 +30,8 @@ def dangling(t: Task) -> str:
             "existing version, then verify the registry (`forkpoint audit`)")
 
 
-class ServingMixin:
+class ServingMixin(RegistryParts):
     """``load_tensors`` and ``live``."""
-
-    store: WeightStore
-
-    if TYPE_CHECKING:  # provided by Registry
-        def _read(self) -> AbstractContextManager[Session]: ...
-        @staticmethod
-        def _task_row(s: Session, name: str) -> Task: ...
-        @staticmethod
-        def _version_row(s: Session, t: Task, version: int) -> TaskVersion: ...
-        @staticmethod
-        def _resolve(t: Task, version: int | None) -> int: ...
-        @staticmethod
-        def _backbone_row(s: Session, fingerprint: str) -> Backbone: ...
-        @staticmethod
-        def _fingerprint(s: Session, t: Task) -> str: ...
 
     def load_tensors(self, task: str, version: int | None = None) -> dict[str, torch.Tensor]:
         """A version's branch weights (None: the live one), refused unless every check passes."""
