@@ -8,12 +8,17 @@
 * ``full-ft``: every weight of a private backbone copy.
 
 The three baselines are built and trained by :mod:`forkpoint.learner.baselines`, the
-same code the scenarios harness runs.
+same code the scenarios harness runs. The trained baselines get SubTuning's care: its
+step budget, early stopping on validation and augmented views, and a learning rate picked
+on validation from short runs on the profile's schedule (:mod:`forkpoint.learner.lrsearch`),
+as SubTuning picks its units. Their ``seconds`` are the final training's; the search's
+seconds are kept beside them (``search_seconds``).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
+from typing import Callable
 
 import torch
 
@@ -26,6 +31,7 @@ from forkpoint.learner.augment import with_views
 from forkpoint.learner.backbone import Backbone
 from forkpoint.learner.cache import PrefixCache
 from forkpoint.learner.device import inference_batch
+from forkpoint.learner.lrsearch import BRANCH_LRS, FULL_FT_LRS, LrChoice, pick_lr
 from forkpoint.learner.task import profile_candidates
 from forkpoint.learner.train import accuracy, predict
 
@@ -43,6 +49,9 @@ class MethodResult:
     stop: int
     trained: list[int] | None = None  # subtuning: [start, stop) of the branch it trained (it may serve the probe instead)
     phases: dict[str, float] | None = None  # subtuning: add_task's seconds per phase (learner.task timings)
+    lr: float | None = None  # trained baselines: the body's rate validation chose
+    search_seconds: float = 0.0  # trained baselines: the short runs that chose ``lr`` (not in ``seconds``)
+    lr_trials: list[dict] | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -65,6 +74,15 @@ def train_config(s: BenchSettings, n_train: int, epochs: int | None = None, seed
     with their own body ``lr`` and ``head_lr`` for the random head they start from."""
     cfg = subtuning_config(s, n_train, seed).train
     return replace(cfg, epochs=epochs or cfg.epochs, lr=lr or cfg.lr, head_lr=s.head_lr)
+
+
+def search_config(s: BenchSettings, n_train: int, seed: int, lr: float) -> TrainConfig:
+    """One learning-rate trial: the schedule SubTuning profiles its units with (short, scored at its end)."""
+    return replace(subtuning_config(s, n_train, seed).profile, lr=lr, head_lr=s.head_lr)
+
+
+def _searched(result: MethodResult, choice: LrChoice) -> MethodResult:
+    return replace(result, lr=choice.lr, search_seconds=choice.seconds, lr_trials=choice.to_dict()["trials"])
 
 
 def affordable_units(bb: Backbone, s: BenchSettings) -> UnitRange:
@@ -95,22 +113,53 @@ class SampleCaches:
         device = next(bb.parameters()).device
         data = sample.inputs(bb.resolution, bb.mean, bb.std)
         self.labels = {k: data[k][1] for k in data}
+        self.inputs = data
         self.caches = {k: PrefixCache(bb, data[k][0], device) for k in data}
 
 
-def fit_branch(bb: Backbone, branch: Branch, caches: SampleCaches, cfg: TrainConfig, method: str) -> MethodResult:
-    """Train ``branch`` the learner's way (``learner.baselines.fit_branch``) and score it on the sample's test split."""
+def fit_branch(bb: Backbone, branch: Branch, caches: SampleCaches, cfg: TrainConfig, method: str,
+               train: tuple[PrefixCache, torch.Tensor] | None = None) -> MethodResult:
+    """Train ``branch`` the learner's way (``learner.baselines.fit_branch``) and score it on the sample's test split.
+
+    ``train`` replaces the sample's training split (the originals plus their augmented views).
+    """
     c, y = caches.caches, caches.labels
-    res = baselines.fit_branch(bb, branch, (c["train"], y["train"]), (c["val"], y["val"]), cfg)
+    n_train = len(y["train"])
+    train = train or (c["train"], y["train"])
+    res = baselines.fit_branch(bb, branch, train, (c["val"], y["val"]), cfg, epoch_size=n_train)
     test_acc = accuracy(predict(bb, branch, c["test"]), y["test"])
     return MethodResult(method, test_acc, res.val_acc, res.seconds, res.trainable_params, branch.spec.start, branch.spec.stop)
 
 
+def _train_with_views(caches: SampleCaches, sample: TaskSample, s: BenchSettings, depth: int) -> tuple[PrefixCache, torch.Tensor]:
+    """The training split plus the augmented views SubTuning's final training sees (image for image)."""
+    augment = subtuning_config(s, len(sample.train[1]), sample.seed).augment
+    x, y = caches.inputs["train"]
+    xv, yv = with_views(x, y, augment, sample.seed)
+    return (caches.caches["train"].extended(xv[len(x):], depth) if len(xv) > len(x) else caches.caches["train"]), yv
+
+
+def _searched_branch(bb: Backbone, sample: TaskSample, s: BenchSettings, caches: SampleCaches,
+                     make: Callable[[], Branch], method: str, lrs: tuple[float, ...] = BRANCH_LRS) -> MethodResult:
+    """Pick the rate on validation from short runs, then train a fresh branch at it on the views."""
+    c, y = caches.caches, caches.labels
+    n_train = len(y["train"])
+
+    def trial(lr: float) -> tuple[float, float]:
+        r = baselines.fit_branch(bb, make(), (c["train"], y["train"]), (c["val"], y["val"]), search_config(s, n_train, sample.seed, lr))
+        return r.val_acc, r.val_loss
+
+    choice = pick_lr(lrs, trial)
+    branch = make()
+    cfg = train_config(s, n_train, seed=sample.seed, lr=choice.lr)
+    return _searched(fit_branch(bb, branch, caches, cfg, method, _train_with_views(caches, sample, s, branch.spec.start)), choice)
+
+
 def run_fixed_branch(bb: Backbone, sample: TaskSample, s: BenchSettings, caches: SampleCaches,
-                     start: int, stop: int, method: str = "subtuning-late") -> MethodResult:
-    """A branch on fixed units: Branch.new + the learner's fit (a seeded random head; add_task now starts from the probe's)."""
-    branch = Branch.new(bb, start, stop, sample.num_classes, seed=sample.seed)
-    return fit_branch(bb, branch, caches, train_config(s, len(sample.train[1]), seed=sample.seed), method)
+                     start: int, stop: int, method: str = "subtuning-late", lrs: tuple[float, ...] = BRANCH_LRS) -> MethodResult:
+    """A branch on fixed units (no profile, no selection), its rate picked on validation (``lrs``), trained on the views."""
+    return _searched_branch(bb, sample, s, caches, lambda: Branch.new(bb, start, stop, sample.num_classes, seed=sample.seed),
+                            method, lrs)
 
 
 def run_linear_probe(bb: Backbone, sample: TaskSample, s: BenchSettings, caches: SampleCaches) -> MethodResult:
@@ -122,20 +171,30 @@ def run_linear_probe(bb: Backbone, sample: TaskSample, s: BenchSettings, caches:
 
 
 def run_lora(bb: Backbone, sample: TaskSample, s: BenchSettings, caches: SampleCaches, start: int, stop: int) -> MethodResult:
-    branch = baselines.lora_branch(bb, start, stop, sample.num_classes, s.lora_rank, seed=sample.seed)
-    return fit_branch(bb, branch, caches, train_config(s, len(sample.train[1]), seed=sample.seed), "lora")
+    """LoRA adapters on ``start:stop``, their rate picked on validation, trained on the views."""
+    return _searched_branch(bb, sample, s, caches,
+                            lambda: baselines.lora_branch(bb, start, stop, sample.num_classes, s.lora_rank, seed=sample.seed), "lora")
 
 
 def run_full_finetune(bb: Backbone, sample: TaskSample, s: BenchSettings) -> MethodResult:
+    """A whole private copy: its rate picked on validation from short runs, then trained on the views."""
     device = next(bb.parameters()).device
     data = sample.inputs(bb.resolution, bb.mean, bb.std)
     n_train = len(sample.train[1])
-    cfg = train_config(s, n_train, seed=sample.seed, lr=s.full_ft_lr)
+    ncls = sample.num_classes
+
+    def trial(lr: float) -> tuple[float, float]:
+        cfg = search_config(s, n_train, sample.seed, lr)
+        _, r = baselines.fit_full_finetune(bb, ncls, data["train"], data["val"], cfg, device)
+        return r.val_acc, r.val_loss
+
+    choice = pick_lr(FULL_FT_LRS, trial)
+    cfg = train_config(s, n_train, seed=sample.seed, lr=choice.lr)
     augment = subtuning_config(s, n_train, sample.seed).augment
     train = with_views(*data["train"], augment, sample.seed)  # the views add_task trains on: image for image
-    model, r = baselines.fit_full_finetune(bb, sample.num_classes, train, data["val"], cfg, device, epoch_size=n_train)
+    model, r = baselines.fit_full_finetune(bb, ncls, train, data["val"], cfg, device, epoch_size=n_train)
     test_acc = accuracy(baselines.predict(model, data["test"][0], device), data["test"][1])
-    return MethodResult("full-ft", test_acc, r.val_acc, r.seconds, r.trainable_params, 0, bb.num_blocks)
+    return _searched(MethodResult("full-ft", test_acc, r.val_acc, r.seconds, r.trainable_params, 0, bb.num_blocks), choice)
 
 
 def fixed_late_units(bb: Backbone, s: BenchSettings) -> tuple[int, int]:

@@ -52,6 +52,7 @@ class BaselineFit:
     val_acc: float
     seconds: float  # training, including its validation passes
     trainable_params: int
+    val_loss: float = float("nan")  # at the kept state
 
 
 # -- full finetuning ----------------------------------------------------------------------
@@ -169,7 +170,7 @@ def fit_full_finetune(
     seconds = time.perf_counter() - t0
     model.eval()
     keeper.restore(model)
-    return model, BaselineFit(keeper.best[0], seconds, sum(p.numel() for p in model.parameters()))
+    return model, BaselineFit(keeper.best[0], seconds, sum(p.numel() for p in model.parameters()), -keeper.best[1])
 
 
 # -- branches: the linear probe and LoRA ------------------------------------------------------
@@ -224,13 +225,14 @@ def lora_branch(backbone: Backbone, start: int, stop: int, num_classes: int, ran
 
 
 def fit_branch(backbone: Backbone, branch: Branch, train: Labelled, val: Labelled, cfg: TrainConfig,
-               device: torch.device | None = None) -> BaselineFit:
+               device: torch.device | None = None, epoch_size: int | None = None) -> BaselineFit:
     """Train a baseline branch (LoRA, a fixed unit range) in place, exactly as add_task trains a branch: the learner's fit.
 
-    Pass PrefixCaches to share the frozen prefix's activations between methods on the same images.
+    Pass PrefixCaches to share the frozen prefix's activations between methods on the same images;
+    ``epoch_size`` as in :func:`forkpoint.learner.train.fit` (augmented views count as the originals).
     """
     device = device or next(backbone.parameters()).device
     (c_train, y_train), (c_val, y_val) = _cached(backbone, train, device), _cached(backbone, val, device)
-    res = fit(backbone, branch, c_train, y_train, c_val, y_val, cfg)
+    res = fit(backbone, branch, c_train, y_train, c_val, y_val, cfg, epoch_size=epoch_size)
     trainable = sum(p.numel() for p in branch.parameters() if p.requires_grad)
-    return BaselineFit(res.val_acc, res.seconds, trainable)
+    return BaselineFit(res.val_acc, res.seconds, trainable, res.val_loss)

@@ -127,6 +127,22 @@ def phase_breakdown(rows: list[dict], regimes: list[str]) -> list[list[str]]:
     return out
 
 
+def lr_choices(rows: list[dict], regimes: list[str]) -> list[list[str]]:
+    """Per (regime, trained baseline): how often validation chose each rate, and the search's mean seconds."""
+    out = []
+    for regime in regimes:
+        for method in METHODS:
+            rs = [r for r in rows if r["regime"] == regime and r["method"] == method and r.get("lr_trials")]
+            if not rs:
+                continue
+            counts: dict[float, int] = {}
+            for r in rs:
+                counts[r["lr"]] = counts.get(r["lr"], 0) + 1
+            rates = ", ".join(f"{lr:g} ×{n}" for lr, n in sorted(counts.items(), reverse=True))
+            out.append([regime, method, rates, f"{sum(r['search_seconds'] for r in rs) / len(rs):.1f}"])
+    return out
+
+
 def _regimes_in_order(rows: list[dict]) -> list[str]:
     seen = []
     for r in rows:
@@ -173,6 +189,11 @@ def tables(result: dict) -> list[TableSpec]:
                              ["data", *PHASES, "add-task", "full FT", "ratio"], breakdown,
                              note="test: scoring the test images after the add (not in add-task's seconds); ratio: add-task over "
                                   "full finetuning, both on the same images in this run"))
+    if picked := lr_choices(result["rows"], regimes):
+        out.append(TableSpec("Learning rates the baselines' validation chose (runs per rate; search seconds per run)",
+                             ["data", "method", "chosen rates", "search s"], picked, align_left=3,
+                             note="each rate of the grid trained on the profile's short schedule and scored on validation; "
+                                  "the winner then trained the full schedule (its seconds are the table above's)"))
     chosen = []
     for r in summary:
         if r["method"] == "subtuning" and r["task"] != "mean":

@@ -66,8 +66,8 @@ def run(ctx: BenchContext) -> dict:
     advance()
     probe = run_linear_probe(bb, sample, s, SampleCaches(bb, sample))
     advance()
-    # the chosen branch trained alone from fresh caches: what "training one branch" costs
-    branch = run_fixed_branch(bb, sample, s, SampleCaches(bb, sample), add_all.spec.start, add_all.spec.stop, "branch")
+    # the chosen branch trained alone from fresh caches at add_task's own rate: what "training one branch" costs
+    branch = run_fixed_branch(bb, sample, s, SampleCaches(bb, sample), add_all.spec.start, add_all.spec.stop, "branch", lrs=(s.lr,))
     advance()
     growth = []
     for k in counts:

@@ -61,7 +61,7 @@ def _harness(ctx: BenchContext) -> dict:
     n_train = s.forgetting_per_class * len(stream.tasks[0].class_names)
     cfg = RunConfig(strategies=("subtuning",) + tuple(s.cl_baselines), resolution=bb.resolution, epochs=s.train_epochs,
                     profile_epochs=s.profile_epochs, candidates=affordable_units(bb, s), max_blocks=s.max_blocks,
-                    batch_size=s.batch_for(n_train), lr=s.full_ft_lr, seed=seed, device=str(ctx.device))
+                    batch_size=s.batch_for(n_train), lr=s.cl_lr, seed=seed, device=str(ctx.device))
     folder = ctx.out / "scenarios" / dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     advance = ctx.step("forgetting: scenarios harness", total=1)
     outcome = run_stream(stream, cfg, folder, backbone=bb)

@@ -58,6 +58,15 @@ def test_smoke_accuracy_rows_cover_every_method(smoke_run):
         else:
             assert [sub["start"], sub["stop"]] == sub["trained"]
             assert lora["trainable_params"] < sub["trainable_params"] < full["trainable_params"]
+        # the trained baselines' rates were picked on validation: every rate of the grid tried, the best kept
+        for r in (lora, by[(t, "subtuning-late")], full):
+            trials = r["lr_trials"]
+            assert len(trials) == 3 and r["search_seconds"] > 0 and r["lr"] in [x["lr"] for x in trials]
+            best = max(trials, key=lambda x: (x["val_acc"], -x["val_loss"]))
+            assert (best["val_acc"], best["val_loss"]) == next((x["val_acc"], x["val_loss"]) for x in trials if x["lr"] == r["lr"])
+        assert probe["lr"] is None and probe["lr_trials"] is None and sub["lr_trials"] is None
+    picked = next(t for t in res["tables"]["accuracy"] if t["title"].startswith("Learning rates"))
+    assert {row[1] for row in picked["rows"]} == {"subtuning-late", "lora", "full-ft"}
 
 
 def test_smoke_cost_throughput_storage_are_positive(smoke_run):
