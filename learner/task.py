@@ -110,16 +110,20 @@ class TaskReport:
 
 
 class _Phases:
-    """Progress bars (rich) for add-task's phases; silent when no Progress is given."""
+    """Progress bars (rich) for add-task's phases; silent when no Progress is given.
+
+    A phase that ends early (early stopping, a skipped cross-validation) is closed at what
+    it did, and every closed bar stays: a terminal shows each phase finished, and a log
+    file (where rich prints the bars once, at the end) gets every phase, not the last.
+    """
 
     def __init__(self, progress, name: str) -> None:
         self.progress, self.name, self.id, self.total = progress, name, None, 0
 
     def start(self, what: str, total: int) -> None:
+        self.done()
         self.total = total
         if self.progress is not None:
-            if self.id is not None:
-                self.progress.update(self.id, visible=False)
             self.id = self.progress.add_task(f"{self.name}: {what}", total=total)
 
     def advance(self, n: int = 1) -> None:
@@ -129,6 +133,7 @@ class _Phases:
     def done(self) -> None:
         if self.progress is not None and self.id is not None:
             self.progress.update(self.id, completed=self.total)
+            self.id = None
 
 
 def _splits(data: TaskData, cfg: AddTaskConfig, res: int, mean, std):

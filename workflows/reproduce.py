@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
+from forkpoint.contract.branch import UnitRange
 from forkpoint.registry import BackboneMismatchError, VersionRecord
 from forkpoint.workflows.datasets import LoadedData, reload_task_data
 from forkpoint.workflows.home import Home
@@ -212,7 +213,8 @@ def _profile_step(recorded: Sequence[Mapping[str, Any]], now: Sequence[Mapping[s
 
 def _selection_step(rec: VersionRecord, report: TaskReport) -> Step:
     was, now = (rec.branch_start, rec.branch_stop, rec.siamese), (report.spec.start, report.spec.stop, report.spec.siamese)
-    label = lambda t: "linear probe" if t[0] == t[1] else f"units {t[0]}:{t[1]}"  # noqa: E731
+    # the CLI's inclusive START:END, as every other command prints a branch
+    label = lambda t: "linear probe" if t[0] == t[1] else f"units {UnitRange(t[0], t[1]).human()}"  # noqa: E731
     return Step("selection", was == now, label(now) + ("" if was == now else f", recorded {label(was)}"))
 
 

@@ -96,6 +96,8 @@ def test_a_planted_change_is_reported_different_at_the_step_that_diverged(profil
         assert (res.verdict, res.first_divergence, res.exit_code) == ("different", "profile", 1)
         by = {s.name: s for s in res.steps}
         assert not by["selection"].same and "recorded units" in by["selection"].detail
+        rec = home.registry.show("digits", 1)  # printed as the CLI's inclusive START:END, like every other command
+        assert f"recorded units {rec.branch_start}:{rec.branch_stop - 1}" in by["selection"].detail
 
         def fewer_images(config, rec):
             config["data"]["limit_per_class"] = config["data"]["val_limit_per_class"] = 4
