@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 
 import click
@@ -285,11 +286,16 @@ def demo(state: State, demo_home: Path, data_root: Path, limit_per_class: int | 
     blocks = load_backbone().block_names if candidates else []
     settings = DemoSettings.default(limit_per_class, resolution, epochs, profile_epochs, device,
                                     resolve_units(candidates, blocks, "--candidates", inclusive=False))
+    if publish:
+        from forkpoint.contract.docblock import require_publishable
+
+        require_publishable()  # before minutes of work: figures only from a clean commit
+    load = os.getloadavg()[0]  # before the run: were the cores idle?
     result = run_demo(demo_home, data_root, settings, state.console, show_progress=not state.quiet)
     if publish:
         from forkpoint.workflows import demo_figures
 
-        demo_figures.publish(demo_figures.summary(result, resolution))
+        demo_figures.publish(demo_figures.summary(result, resolution, load))
         state.note(f"demo figures written to {demo_figures.RESULTS} and {demo_figures.README}")
 
 

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from forkpoint.contract.atomic import write_text
-from forkpoint.contract.docblock import publish_block
+from forkpoint.contract.docblock import publish_block, require_publishable
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results" / "demo" / "cpu.json"
@@ -20,8 +20,9 @@ README = REPO / "README.md"
 BEGIN, END = "<!-- demo:figures:begin (written by `forkpoint demo --publish`; do not edit) -->", "<!-- demo:figures:end -->"
 
 
-def summary(result, resolution: int) -> dict:
-    """What the README says about a demo run, from the run alone."""
+def summary(result, resolution: int, load_at_start: float | None = None) -> dict:
+    """What the README says about a demo run, from the run alone (``load_at_start``: the 1-minute
+    load average read before the run, so a reader sees whether the cores were idle)."""
     import torch
 
     from forkpoint.benchmarks.machine import machine_info
@@ -34,7 +35,10 @@ def summary(result, resolution: int) -> dict:
         tasks.append({"task": s.task.name, "test_acc": r.test_acc, "val_acc": r.val_acc, "branch": branch_label(v),
                       "probe": v.units.is_probe, "adds_pct": round(result.marginal_cost_pct[s.task.name], 1),
                       "seconds": round(s.seconds, 1), "sizes": r.split_sizes})
-    return {"machine": {k: info.get(k) for k in ("date", "host_cpu", "cpu_count", "torch_threads", "torch", "git_commit")},
+    machine = {k: info.get(k) for k in ("date", "host_cpu", "cpu_count", "torch_threads", "torch", "git_commit")}
+    if load_at_start is not None:
+        machine["load_avg_1m_at_start"] = round(load_at_start, 2)
+    return {"machine": machine,
             "resolution": resolution, "seconds": round(result.seconds, 1), "total_cost_pct": round(result.total_cost_pct, 1),
             "tasks": tasks}
 
@@ -45,8 +49,9 @@ def render(rec: dict) -> str:
     accs = ", ".join(f"{100 * t['test_acc']:.1f}% ({t['task']})" for t in tasks)
     branches = ", ".join(f"{t['task']} {t['branch']} (+{t['adds_pct']:.1f}%)" for t in tasks)
     n = len(tasks)
+    load = f", load {m['load_avg_1m_at_start']:.1f} at start" if m.get("load_avg_1m_at_start") is not None else ""
     return (f"Measured by `forkpoint demo --publish` on {m['cpu_count']} CPU cores ({m['host_cpu']}, "
-            f"{m['torch_threads']} torch thread(s), {m['date'][:10]}, commit {m['git_commit']}), {rec['resolution']} px: "
+            f"{m['torch_threads']} torch thread(s){load}, {m['date'][:10]}, commit {m['git_commit']}), {rec['resolution']} px: "
             f"{rec['seconds']:.0f} s in all; test accuracy {accs}. Branches and what each adds to the shared pass: "
             f"{branches}. Serving all {n} tasks in one shared pass costs {rec['total_cost_pct']:.1f}% of one trunk pass "
             f"({n} separate models: {100 * n}%); one task alone costs exactly one pass. "
@@ -54,6 +59,8 @@ def render(rec: dict) -> str:
 
 
 def publish(rec: dict, results: Path = RESULTS, readme: Path = README) -> None:
-    """Write the record and regenerate the README paragraph from it."""
+    """Write the record and regenerate the README paragraph from it (refused before writing from a dirty checkout)."""
+    if Path(readme).resolve().is_relative_to(REPO):
+        require_publishable()
     write_text(results, json.dumps(rec, indent=1) + "\n")
     publish_block(readme, BEGIN, END, render(rec))
