@@ -9,7 +9,9 @@ from pathlib import Path
 
 import click
 
-from forkpoint.commands._shared import State, pass_state
+from forkpoint.commands._shared import State, device_option, pass_state
+
+DEFAULT_QUEUE = 64  # requests waiting for a pass; each holds its decoded images in memory
 
 
 def _loopback(host: str) -> bool:
@@ -54,12 +56,14 @@ def _token(var: str | None) -> str | None:
               help="Serve only these tasks (repeatable). Default: every live task, including tasks added later.")
 @click.option("--token-env", metavar="VAR", help="Require 'Authorization: Bearer <token>' on every request, the token "
               "being the value of environment variable VAR (the web UI also takes ?token=... once, then a cookie).")
-@click.option("--reports", "reports_dir", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--reports", "reports_dir", type=click.Path(file_okay=False, path_type=Path), callback=folder_exists,
               help="Folder of `forkpoint stream run` reports shown by the web UI.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True,
-              help="Where the shared pass runs (auto: CUDA when present).")
+@device_option("cpu", "Where the shared pass runs.")
 @click.option("--max-batch", type=click.IntRange(1, 1024), default=32, show_default=True,
               help="Most images in one micro-batched forward pass.")
+@click.option("--queue", "max_queue", type=click.IntRange(min=1), default=DEFAULT_QUEUE, show_default=True, metavar="N",
+              help="Most requests waiting for a pass; the next is refused at once (503, Retry-After: 1). Size it to "
+              "the number of concurrent clients (each waiting request holds its decoded images in memory).")
 @click.option("--max-wait-ms", type=click.FloatRange(0, 1000), default=4.0, show_default=True,
               help="How long the first request of a batch waits for others.")
 @click.option("--max-images", type=click.IntRange(1, 1024), default=16, show_default=True, help="Most images per request.")
@@ -72,7 +76,7 @@ def _token(var: str | None) -> str | None:
               "when a request first needs them, verified; default: no bound.")
 @pass_state
 def serve(state: State, host: str, port: int, task_names: tuple[str, ...], token_env: str | None, reports_dir: Path | None,
-          device: str, max_batch: int, max_wait_ms: float, max_images: int, max_request_mb: float, poll_s: float,
+          device: str, max_batch: int, max_queue: int, max_wait_ms: float, max_images: int, max_request_mb: float, poll_s: float,
           cache_mb: float | None) -> None:
     """Serve every live task (or --task ones) over HTTP: POST /v1/predict, GET /v1/tasks, /healthz, /readyz, /metrics."""
     import uvicorn
@@ -81,6 +85,7 @@ def serve(state: State, host: str, port: int, task_names: tuple[str, ...], token
     from forkpoint.serving.app import ServeConfig, create_app
     from forkpoint.serving.uploads import Limits
 
+    target = str(resolve_device(device))  # options first: a bad --device exits 2 before the home is read
     token = _token(token_env)
     with state.open() as home:  # the home, its trunk and every --task are checked before binding (exit 2 naming the fix)
         for name in task_names:
@@ -92,7 +97,7 @@ def serve(state: State, host: str, port: int, task_names: tuple[str, ...], token
                            highlight=False, markup=False)
     state.compute()
     config = ServeConfig(tasks=task_names, token=token, reports_dir=reports_dir, poll_s=poll_s, max_batch_images=max_batch,
-                         max_wait_ms=max_wait_ms, device=str(resolve_device(device)), cache_mb=cache_mb,
+                         max_wait_ms=max_wait_ms, max_queue=max_queue, device=target, cache_mb=cache_mb,
                          limits=Limits(max_request_bytes=int(max_request_mb * 1024 * 1024), max_images=max_images))
     app = create_app(state.open, config)
     state.note(f"serving {', '.join(task_names) or 'every live task'} on http://{host}:{port} "

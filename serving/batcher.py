@@ -9,7 +9,7 @@ hands each request its own rows. Rows are independent in eval mode,
 so a request's labels and top-k are what an unbatched pass gives; the probabilities
 agree to float32 rounding (CPU kernels pick their blocking by batch size, ~1e-6).
 
-The queue is bounded (``max_queue`` requests): a full queue refuses at once
+The queue is bounded (``max_queue`` requests, ``serve --queue``): a full queue refuses at once
 (:class:`QueueFullError`, HTTP 503) rather than let latency grow without end.
 """
 

@@ -1,10 +1,14 @@
 """The server's outer layer (plain ASGI middleware): bearer-token auth, the body-size cap, request metrics.
 
 Auth (only when a token is configured): API paths (``/v1/...``, ``/healthz``, ``/readyz``,
-``/metrics``) need ``Authorization: Bearer <token>``. The web UI (every other path) also
-accepts the token as the ``forkpoint_token`` cookie, which any UI page sets when opened
-once with ``?token=<token>`` (a browser cannot send a bearer header by itself). The API
-never reads the cookie, so a page on another site cannot drive the API with it.
+``/metrics``) need ``Authorization: Bearer <token>`` (the scheme in any case, RFC 7235). The
+web UI (every other path) also accepts the token as the ``forkpoint_token`` cookie, which any
+UI page sets when opened once with ``?token=<token>`` (a browser cannot send a bearer header
+by itself), answering with a 303 to the same URL without the token, so the secret leaves the
+address bar and the history. The API never reads the cookie, so a page on another site cannot
+drive the API with it; the cookie is SameSite=Lax because the redirect after a link from
+elsewhere (a chat, a mail) is a cross-site navigation, which a Strict cookie would miss, and
+the UI it opens only reads (GET routes only).
 
 The body cap refuses a declared ``Content-Length`` over the limit at once, and stops a
 body streamed without one as soon as it passes the limit (HTTP 413 either way).
@@ -16,12 +20,14 @@ import hmac
 import json
 import time
 from typing import Any, Awaitable, Callable
-from urllib.parse import parse_qs
+from urllib.parse import parse_qsl, quote, urlencode
 
 from forkpoint.serving.metrics import Metrics
 
 API_PREFIXES = ("/v1/", "/healthz", "/readyz", "/metrics")
 COOKIE = "forkpoint_token"
+TOKEN_PARAM = "token"
+PATH_SAFE = "/%:@!$&'()*+,;=-._~"  # RFC 3986 pchar and "/", with "%" so existing escapes stay as sent
 ROUTES = ("/v1/predict", "/v1/tasks", "/healthz", "/readyz", "/metrics")
 
 Scope = dict[str, Any]
@@ -90,6 +96,9 @@ class Guard:
                                             "'Authorization: Bearer <token>' (the value of the server's --token-env variable)"},
                                 [(b"www-authenticate", b'Bearer realm="forkpoint"')])
                 return
+            if _token_in_url(scope, path):  # authorised: take the secret out of the URL (the cookie carries it now)
+                await _redirect(send, _without_token(scope), set_cookie)
+                return
         declared = _header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body:
             await send_json(send, 413, {"error": f"request body of {int(declared):,} bytes is over the limit of "
@@ -99,17 +108,17 @@ class Guard:
 
     def _authorised(self, scope: Scope, path: str) -> tuple[bool, list[tuple[bytes, bytes]]]:
         assert self.token is not None
-        auth = _header(scope, b"authorization") or ""
-        if auth.startswith("Bearer ") and _same(auth[7:].strip(), self.token):
+        given = _bearer(_header(scope, b"authorization"))
+        if given is not None and _same(given, self.token):
             return True, []
         if is_api(path):
             return False, []
         cookie = _cookies(_header(scope, b"cookie") or "").get(COOKIE)
         if cookie is not None and _same(cookie, self.token):
             return True, []
-        given = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [None])[0]
+        given = next((v for k, v in _query(scope) if k == TOKEN_PARAM), None)
         if given is not None and _same(given, self.token):
-            return True, [(b"set-cookie", f"{COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict".encode())]
+            return True, [(b"set-cookie", f"{COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Lax".encode())]
         return False, []
 
     def _capped(self, scope: Scope, receive: Receive) -> Receive:
@@ -144,6 +153,39 @@ def _header(scope: Scope, name: bytes) -> str | None:
         if key.lower() == name:
             return value.decode("latin-1")
     return None
+
+
+def _bearer(header: str | None) -> str | None:
+    """The credentials of ``Authorization: Bearer <token>``; the scheme is case-insensitive (RFC 7235 section 2.1)."""
+    scheme, _, credentials = (header or "").strip().partition(" ")
+    return credentials.strip() if scheme.lower() == "bearer" and credentials.strip() else None
+
+
+def _query(scope: Scope) -> list[tuple[str, str]]:
+    return parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+
+
+def _token_in_url(scope: Scope, path: str) -> bool:
+    """A UI page fetched with ``?token=`` (only the UI reads it; a POST is never redirected)."""
+    return not is_api(path) and scope.get("method") in ("GET", "HEAD") and any(k == TOKEN_PARAM for k, _ in _query(scope))
+
+
+def _without_token(scope: Scope) -> str:
+    """The request's own path and query, minus every ``token`` parameter: a relative URL on this server
+    (one leading slash: ``//host/...`` would send the browser to another site)."""
+    raw = scope.get("raw_path")
+    path = raw.decode("latin-1") if raw else quote(scope.get("path", "/"))
+    path = "/" + quote(path, safe=PATH_SAFE).lstrip("/")  # a backslash or a space is escaped, escapes are kept
+    rest = [(k, v) for k, v in _query(scope) if k != TOKEN_PARAM]
+    return path + (f"?{urlencode(rest)}" if rest else "")
+
+
+async def _redirect(send: Send, location: str, headers: list[tuple[bytes, bytes]]) -> None:
+    """303 See Other: the browser GETs ``location`` (carrying the cookie just set) and keeps that URL, not this one."""
+    await send({"type": "http.response.start", "status": 303,
+                "headers": [(b"location", location.encode("latin-1")), (b"content-length", b"0"),
+                            (b"cache-control", b"no-store"), *headers]})
+    await send({"type": "http.response.body", "body": b""})
 
 
 def _cookies(header: str) -> dict[str, str]:

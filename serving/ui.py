@@ -12,17 +12,21 @@ live pointer moves, diffs, the live profile plot · ``/ui/tasks/NAME/versions/V`
 version in full · ``/ui/tasks/NAME/diff?v1=&v2=`` · ``/ui/events`` the audit log with
 filters · ``/ui/reports`` and ``/ui/reports/RUN`` stream runs with accuracy-matrix heatmaps.
 PNGs: ``/ui/tasks/NAME/versions/V/profile.png``, ``/ui/reports/RUN/heatmap-STRATEGY.png``.
-An unknown task, version or run is a 404 page with one line.
+An unknown task, version or run is a 404 page with one line; a bad query parameter (``?v1=x``,
+``?limit=0``) a 400 page with one line naming it and the fix (:func:`html_errors`; the JSON API
+keeps its JSON errors).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, ContextManager
+from typing import Any, Callable, ContextManager, Coroutine
 
 import jinja2
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
+from fastapi.routing import APIRoute
 
 from forkpoint.registry.errors import InvalidNameError, UnknownTaskError, UnknownVersionError
 from forkpoint.serving import ui_pages as pages
@@ -34,6 +38,15 @@ TEMPLATES = HERE / "templates"
 STATIC = HERE / "static"
 CSS_TYPES = {".css": "text/css; charset=utf-8"}
 NOT_FOUND = (UnknownTaskError, UnknownVersionError, InvalidNameError)
+# error.html's heading says "Not found"; a bad parameter gets the same page with its own heading.
+BAD_REQUEST_PAGE = ('{% extends "base.html" %}{% block title %}bad request{% endblock %}{% block main %}'
+                    '<h1>Bad request</h1>\n<p class="error" id="error">{{ message }}</p>\n{% endblock %}')
+# How to fix each query parameter the UI validates (a parameter missing here gets its constraint as the fix).
+PARAM_FIXES = {
+    "v1": "give two version numbers of the task, e.g. ?v1=1&v2=2",
+    "v2": "give two version numbers of the task, e.g. ?v1=1&v2=2",
+    "limit": "give a whole number of events, 1 or more, e.g. ?limit=200",
+}
 
 
 def environment() -> jinja2.Environment:
@@ -55,6 +68,42 @@ def number(version: str) -> int:
     return int(version)
 
 
+def bad_parameter(exc: RequestValidationError) -> str:
+    """One line for the first invalid parameter: which one, what is wrong with it, and the fix."""
+    err = next(iter(exc.errors()), {})
+    loc = [str(part) for part in err.get("loc", ())]
+    where, name = (loc[0] if len(loc) > 1 else "query"), (loc[-1] if loc else "?")
+    ctx = err.get("ctx") or {}
+    bound = next((f"use a number {op} {ctx[key]}" for key, op in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
+                  if key in ctx), "correct it in the address bar")
+    fix = PARAM_FIXES.get(name, bound)
+    if err.get("type") == "missing":
+        return f"the {where} parameter {name} is missing: {fix}"
+    given = str(err.get("input", ""))
+    given = given if len(given) <= 40 else given[:39] + "…"
+    msg = str(err.get("msg") or "is not valid").splitlines()[0]
+    return f"bad {where} parameter {name}={given!r} ({msg[:1].lower() + msg[1:]}): {fix}"
+
+
+def html_errors(page: Callable[[str], Response]) -> type[APIRoute]:
+    """A route class whose invalid parameters answer ``page(message)`` (the UI's HTML error page) instead of
+    FastAPI's 422 JSON: a person reading a page should get a page. Only the UI's router uses it."""
+
+    class HtmlErrorRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            handler = super().get_route_handler()
+
+            async def handle(request: Request) -> Response:
+                try:
+                    return await handler(request)
+                except RequestValidationError as exc:
+                    return page(bad_parameter(exc))
+
+            return handle
+
+    return HtmlErrorRoute
+
+
 class UiViews:
     """The UI's views over one home and one reports folder; every method is a GET endpoint."""
 
@@ -72,6 +121,9 @@ class UiViews:
 
     def not_found(self, message: str) -> HTMLResponse:
         return self.render("error.html", "", http_status=404, title="not found", message=message)
+
+    def bad_request(self, message: str) -> HTMLResponse:
+        return HTMLResponse(self.env.from_string(BAD_REQUEST_PAGE).render(active="", message=message), status_code=400)
 
     def page(self, template: str, active: str, build: Callable[[Home], dict[str, Any]]) -> HTMLResponse:
         """Open the home, build the page's data, render; registry look-up errors become the one-line 404."""
@@ -156,7 +208,7 @@ class UiViews:
 def ui_router(open_home: Callable[[], ContextManager[Home]], reports_dir: Path | None = None) -> APIRouter:
     """``GET /`` and everything under ``/ui/``: pages, PNG plots, static CSS. Read-only: GET routes only."""
     ui = UiViews(open_home, reports_dir)
-    router = APIRouter(include_in_schema=False)
+    router = APIRouter(include_in_schema=False, route_class=html_errors(ui.bad_request))
     routes: list[tuple[str, Callable[..., Response]]] = [
         ("/", ui.tasks), ("/ui", ui.tasks), ("/ui/", ui.tasks), ("/ui/tasks", ui.tasks),
         ("/ui/tasks/{name}", ui.task), ("/ui/tasks/{name}/versions/{version}", ui.version),
