@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from forkpoint.commands._paths import folder_exists
 from forkpoint.commands._shared import State, device_option, pass_state
 
 DEFAULT_QUEUE = 64  # requests waiting for a pass; each holds its decoded images in memory
