@@ -6,15 +6,39 @@ from pathlib import Path
 
 import click
 
+from forkpoint.commands._paths import existing_parent
 from forkpoint.commands._shared import State, device_option, emit_json, json_option, pass_state
+
+
+def _plot_file(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """``--plot`` while options are parsed: a .png in an existing folder (a bad one used to fail after the event was logged)."""
+    from forkpoint.contract.errors import ConfigError
+
+    if value is None:
+        return None
+    path = Path(value).expanduser()
+    if path.is_dir():
+        raise ConfigError(f"--plot {path} is a directory: give a file path, e.g. {path / 'confusion.png'}")
+    if path.suffix.lower() != ".png":
+        raise ConfigError(f"--plot {path}: the confusion matrix is written as PNG: give a .png file, e.g. {path.with_suffix('.png')}")
+    return existing_parent(path, "--plot")
+
+
+def _once(state: State, task_names: tuple[str, ...]) -> list[str] | None:
+    """--task values in order, each once (a repeated one used to count every image twice); None: not given."""
+    unique = list(dict.fromkeys(task_names))
+    repeated = sorted({t for t in task_names if task_names.count(t) > 1}, key=unique.index)
+    if repeated:
+        state.note(f"note: --task {', '.join(repeated)} given more than once: scored once")
+    return unique or None
 
 
 @click.command()
 @click.argument("path", type=click.Path(exists=True, path_type=Path), metavar="FOLDER_OR_CSV")
 @click.option("--task", "task_names", multiple=True, metavar="NAME",
               help="Score these tasks (repeatable). Default: every live task whose classes cover the data's.")
-@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), metavar="PNG",
-              help="Write the confusion matrix here (several tasks: PNG-stem.<task>.png beside it).")
+@click.option("--plot", type=click.Path(path_type=Path), metavar="PNG", callback=_plot_file,
+              help="Write the confusion matrix here, a .png in an existing folder (several tasks: PNG-stem.<task>.png beside it).")
 @click.option("--top-wrong", type=click.IntRange(min=0), default=10, show_default=True,
               help="Most confident mistakes listed per task.")
 @device_option("cpu")
@@ -31,25 +55,33 @@ def evaluate(state: State, path: Path, task_names: tuple[str, ...], plot: Path |
     per-class accuracy (recall) and precision, the confusion matrix and the most confident
     mistakes; each task's score and the data's md5 become an ``evaluate`` event in its history.
     """
+    from forkpoint.contract.errors import ConfigError
     from forkpoint.learner.device import resolve_device
-    from forkpoint.workflows.evaluate import confusion_png, evaluate as score, labelled_files, matching_tasks, plot_paths, record
+    from forkpoint.workflows.evaluate import (
+        confusion_png, evaluate as score, labelled_files, matching_tasks, plot_paths, record, scoring_note,
+    )
     from forkpoint.workflows.live import load_live_model
 
     target = resolve_device(device)  # options first: a typo fails before any file is read
+    if any_task and plot is not None:
+        raise ConfigError("--plot draws one task's confusion matrix; --any scores every head version instead: drop one of them")
+    asked = _once(state, task_names)
     if any_task:
         from forkpoint.commands.agnostic_cmds import evaluate_any
 
         state.compute()
         with state.open() as home:
-            live = load_live_model(home, tasks=list(task_names) or None)
+            live = load_live_model(home, tasks=asked)
             live.model.to(target)
             evaluate_any(state, home, live, path, as_json)
         return
     data = labelled_files(path)
     state.compute()
     with state.open() as home:
-        live = load_live_model(home, tasks=list(task_names) or None)
-        tasks = matching_tasks(live, data.class_names, list(task_names) or None)
+        live = load_live_model(home, tasks=asked)
+        tasks = matching_tasks(live, data.class_names, asked)
+        if asked is None:
+            state.note(scoring_note(data.source, tasks))
         live.model.to(target)
         result = score(live, data, tasks, top_wrong=top_wrong)
         record(home, result)

@@ -10,6 +10,7 @@ import click
 
 from forkpoint.contract import recipe
 
+from forkpoint.commands._paths import parent_exists
 from forkpoint.commands._shared import (
     DEFAULT_BACKBONE,
     DEMO_HOME,
@@ -301,7 +302,8 @@ def demo(state: State, demo_home: Path, data_root: Path, limit_per_class: int | 
 
 @click.command()
 @click.option("--data", "source", required=True, metavar="NAME|PATH", help="Dataset to take images from (as for add-task).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder to write PNGs into.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, callback=parent_exists,
+              help="Folder to write PNGs into (created if missing; the folder it is in must exist).")
 @click.option("--per-class", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True)
 @click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), envvar="FORKPOINT_DATA", default=Path("data"), show_default=True)

@@ -11,6 +11,7 @@ the data's md5, so "v3 scored 91.2% on data X" stays part of that version's hist
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,9 +60,12 @@ def labelled_files(path: str | Path) -> LabelledFiles:
 
 
 def matching_tasks(live: LiveModel, classes: list[str], asked: list[str] | None) -> list[str]:
-    """Tasks whose class names cover the data's; an asked-for task that does not is an input error."""
+    """Tasks whose class names cover the data's; an asked-for task that does not is an input error.
+
+    A task asked twice is scored once (each image counts once in its score and its event)."""
     fits = [t for t in live.tasks if set(classes) <= set(live.model.class_names[t])]
     if asked:
+        asked = list(dict.fromkeys(asked))
         for t in asked:
             if t not in fits:
                 extra = sorted(set(classes) - set(live.model.class_names[t]))
@@ -72,6 +76,25 @@ def matching_tasks(live: LiveModel, classes: list[str], asked: list[str] | None)
         raise DataError(f"no live task has the classes {', '.join(classes[:5])}{', ...' if len(classes) > 5 else ''}: "
                         "name class folders/labels after a task's classes (see `forkpoint show TASK`) or pass --task")
     return fits
+
+
+def named_like(source: Path, task: str) -> bool:
+    """Whether the data's folder (or CSV) name names ``task``: ``my-digits`` or ``digits_eval`` name ``digits``."""
+    stem = (source.stem if source.is_file() else source.name).lower()
+    return task.lower() == stem or task.lower() in re.split(r"[-_. ]+", stem)
+
+
+def scoring_note(source: Path, tasks: list[str]) -> str:
+    """Why the tasks chosen without --task are scored, most likely intended first, and how to choose."""
+    named = [t for t in tasks if named_like(source, t)]
+    why = [f"{t} (named like {source.name})" for t in named]
+    why += [f"{t} ({'its classes cover the data' if len(tasks) == 1 else 'same class names as the data'})"
+            for t in tasks if t not in named]
+    listed = why[0] if len(why) == 1 else ", ".join(why[:-1]) + " and " + why[-1]
+    if len(tasks) == 1:
+        return f"scoring {listed}"
+    return (f"scoring {listed}: pass --task to choose (e.g. --task {(named or tasks)[0]}); "
+            "each scored task logs an `evaluate` event and gets its own --plot file")
 
 
 @dataclass(frozen=True)
@@ -138,6 +161,7 @@ class Evaluation:
 def evaluate(live: LiveModel, data: LabelledFiles, tasks: list[str], top_wrong: int = 10,
              batch_size: int = 64) -> Evaluation:
     """Score ``tasks`` on ``data`` in one shared pass per batch; the ``top_wrong`` most confident mistakes kept."""
+    tasks = list(dict.fromkeys(tasks))  # a task listed twice would count every image twice
     evals = {t: TaskEvaluation(t, live.versions[t].version, list(live.model.class_names[t]),
                                [[0] * len(live.model.class_names[t]) for _ in live.model.class_names[t]]) for t in tasks}
     wrong: dict[str, list[Mistake]] = {t: [] for t in tasks}
@@ -196,6 +220,8 @@ def confusion_png(e: TaskEvaluation, path: Path) -> Path:
 def plot_paths(path: Path, tasks: list[str]) -> dict[str, Path]:
     """``--plot PATH``: that file for one task, ``PATH-stem.<task>.png`` beside it for several."""
     path = Path(path)
+    tasks = list(dict.fromkeys(tasks))
     if len(tasks) == 1:
         return {tasks[0]: path}
     return {t: path.with_name(f"{path.stem}.{t}{path.suffix or '.png'}") for t in tasks}
+
