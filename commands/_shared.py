@@ -47,9 +47,15 @@ class State:
         width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "160"))
         return Console(width=width, soft_wrap=False)
 
-    def open(self):
+    def open(self, write: bool | None = None):
+        """The initialised home. Only writing commands (``write``; by default the invoked command is one of
+        WRITING_COMMANDS) may open a ``--db`` SQLite file that does not exist: a read never creates one."""
         from forkpoint.workflows.home import open_home
 
+        if self.db is not None and not (write if write is not None else _invoked() in WRITING_COMMANDS):
+            from forkpoint.registry.core import require_existing
+
+            require_existing(self.db)
         return open_home(self.home, self.db)
 
     @cached_property
@@ -71,6 +77,15 @@ class State:
         from forkpoint.workflows.progress import rich_progress
 
         return rich_progress(self.stderr)
+
+
+WRITING_COMMANDS = frozenset({"init", "add-task", "promote", "rollback", "gc"})  # may open a --db file not yet there
+
+
+def _invoked() -> str | None:
+    """The name of the command being run (None outside click)."""
+    ctx = click.get_current_context(silent=True)
+    return ctx.command.name if ctx is not None else None
 
 
 pass_state = click.make_pass_decorator(State)

@@ -102,6 +102,8 @@ def events(state: State, task: str | None, limit: int, as_json: bool) -> None:
     from forkpoint.workflows.render import events_table
 
     with state.open() as home:
+        if task is not None:
+            home.registry.get_task(task)  # an unknown name is an input error (exit 2), not an empty log
         found = home.registry.audit_events(task=task, limit=limit)
         if as_json:
             emit_json({"events": [e.to_dict() for e in found]})
@@ -139,11 +141,16 @@ def rollback(state: State, name: str, to: int | None, as_json: bool) -> None:
 
 
 def _moved(state: State, rec, before: int | None, as_json: bool) -> None:
+    """The move's one line (``--json``: live_before equals live_after when nothing moved). A promote of the
+    version already live moved nothing and logged nothing: say so."""
     if as_json:
         emit_json({"task": rec.task, "live_before": before, "live_after": rec.version, "version": rec.to_dict()})
         return
     from forkpoint.workflows.render import branch_label, pct
 
+    if before == rec.version:
+        state.console.print(f"{rec.task}: v{rec.version} is already live (nothing changed, nothing logged)", highlight=False)
+        return
     state.console.print(f"{rec.task}: live v{before} -> v{rec.version} (branch {branch_label(rec)}, "
                         f"test acc {pct(rec.metrics.get('test_acc'))})", highlight=False)
 

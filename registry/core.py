@@ -22,7 +22,8 @@ from typing import Any, Iterator
 
 import sqlalchemy as sa
 from alembic.util import CommandError
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlmodel import Session, select
 
 from forkpoint.registry import chain, claims, validate
@@ -55,6 +56,22 @@ from forkpoint.registry.versions import VersionsMixin
 
 
 
+def require_existing(url: str) -> None:
+    """Refuse (exit 2) to open a SQLite registry whose file does not exist: the read-only open path.
+
+    Opening creates and migrates a database, so a mistyped ``--db sqlite:///new.db`` on a read
+    would leave an empty registry behind and report "no tasks". Readers call this first; ``init``
+    and the writing commands do not. PostgreSQL URLs (a server, not a file) are left to connect."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return  # make_engine names the malformed URL
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return
+    if not Path(parsed.database).expanduser().is_file():
+        raise DatabaseUnavailableError(f"no registry at {shown(url)}: run `forkpoint init` or check --db")
+
+
 class Registry(BackbonesMixin, PointersMixin, ReadsMixin, VersionsMixin, ServingMixin, MaintenanceMixin):
     """Versioned tasks of one or more frozen backbones. Open with :meth:`open`.
 
@@ -76,7 +93,7 @@ class Registry(BackbonesMixin, PointersMixin, ReadsMixin, VersionsMixin, Serving
 
     @classmethod
     def open(cls, home: Path | str, db_url: str | None = None, store: WeightStore | None = None, *,
-             store_url: str | None = None) -> "Registry":
+             store_url: str | None = None, create: bool = True) -> "Registry":
         """Open (creating and migrating as needed) the registry at ``home``.
 
         ``db_url`` None means SQLite at ``home/registry.db``; otherwise any
@@ -85,9 +102,12 @@ class Registry(BackbonesMixin, PointersMixin, ReadsMixin, VersionsMixin, Serving
         else in ``home/objects``. ``store_url`` (``s3://bucket/prefix``, ``file:///path``, any
         fsspec URL) records that setting on a registry that has none and holds no weights yet;
         a different recorded URL is refused. ``store`` overrides both (tests, tools).
-        Nothing is created under ``home`` unless the database is reachable.
+        Nothing is created under ``home`` unless the database is reachable. ``create=False`` (readers)
+        refuses a SQLite file that does not exist yet instead of creating it (:func:`require_existing`).
         """
         home = Path(home).expanduser().resolve()
+        if not create:
+            require_existing(db_url if db_url is not None else default_url(home))
         if store_url is not None:  # a bad or unreachable store fails before anything is created or migrated
             store_url = check_url(store_url)
             if store is None:
@@ -174,7 +194,7 @@ class Registry(BackbonesMixin, PointersMixin, ReadsMixin, VersionsMixin, Serving
     def _task_row(s: Session, name: str) -> Task:
         t = s.exec(select(Task).where(Task.name == name)).first()
         if t is None:
-            raise UnknownTaskError(f"unknown task {name!r}: list tasks to see the registered names")
+            raise UnknownTaskError(f"unknown task {name!r}: `forkpoint tasks` lists the registered names")
         return t
 
     @staticmethod

@@ -12,20 +12,38 @@ from typing import Any, Callable
 
 from sqlmodel import Session
 
-from forkpoint.registry import chain, validate
-from forkpoint.registry.errors import InvalidInputError, UnknownVersionError
-from forkpoint.registry.models import Task
+from forkpoint.registry import chain, evidence, validate
+from forkpoint.registry.errors import (
+    ArtifactCorruptError,
+    ArtifactMissingError,
+    InvalidInputError,
+    RegistryError,
+    TamperedError,
+    UnknownVersionError,
+)
+from forkpoint.registry.models import Task, TaskVersion
 from forkpoint.registry.provenance import default_actor
 from forkpoint.registry.records import AuditRecord, VersionRecord
 from forkpoint.registry.parts import RegistryParts, now
 
+
+class UnservableVersionError(RegistryError):
+    """A promote or rollback to a version whose weights fail their checks: refused, the pointer stays (exit 1).
+
+    Moving the pointer first would make every reader (``predict``, a following server) fail on
+    it; refusing here keeps the live version one that can be served."""
+
+    exit_code = 1
 
 
 class PointersMixin(RegistryParts):
     """``promote``, ``rollback``, ``record_evaluation``."""
 
     def promote(self, task: str, version: int, actor: str | None = None) -> VersionRecord:
-        """Make ``version`` the live one (any existing version; a no-op move is still logged)."""
+        """Make ``version`` the live one (any existing version whose weights pass their checks).
+
+        Promoting the version that is already live changes nothing and logs nothing: the
+        returned record's ``live`` is true either way (compare with the pointer read before)."""
         return self._move_live("promote", task, lambda s, t: version, actor)
 
     def rollback(self, task: str, to: int | None = None, actor: str | None = None) -> VersionRecord:
@@ -49,7 +67,7 @@ class PointersMixin(RegistryParts):
         return self._move_live("rollback", task, target, actor)
 
     def _move_live(self, action: str, task: str, target: Callable[[Session, Task], int], actor: str | None) -> VersionRecord:
-        """Move the live pointer inside one write transaction (the target is resolved under the lock)."""
+        """Move the live pointer inside one write transaction (the target is resolved and verified under the lock)."""
         name = validate.task_name(task)
         actor = actor or default_actor()
         with self._write() as s:
@@ -58,13 +76,32 @@ class PointersMixin(RegistryParts):
             version = target(s, t)
             row = self._version_row(s, t, version)
             before = t.live_version
+            fp = self._fingerprint(s, t)
+            if version == before:  # already live (only promote gets here): nothing to move, nothing to log
+                return VersionRecord.of(row, t, fp, self.store.rel(row.weights_sha256))
+            self._check_servable(s, row, name, fp, action, before)
             t.live_version, t.updated_at = version, now()
             s.add(t)
             self._log(s, actor, action, f"task:{name}@{version}", name, version,
                       {"live_before": before, "live_after": version})
-            rec = VersionRecord.of(row, t, self._fingerprint(s, t), self.store.rel(row.weights_sha256))
+            rec = VersionRecord.of(row, t, fp, self.store.rel(row.weights_sha256))
             s.commit()
             return rec
+
+    def _check_servable(self, s: Session, row: TaskVersion, name: str, fingerprint: str, action: str,
+                        before: int | None) -> None:
+        """Every check a load of the version would make (seal, add event, file sha256, file header), now:
+        a pointer is never moved onto weights that every reader would then refuse."""
+        try:
+            evidence.check_served(s, [(row, name, fingerprint)])
+            data = self.store.get(row.weights_sha256, used_by=f"{name}@{row.version}")
+            evidence.check_file(data, name, row)
+        except (ArtifactMissingError, ArtifactCorruptError, TamperedError) as e:
+            stays = f"v{before}" if before is not None else "unset"
+            raise UnservableVersionError(
+                f"refusing to {action} task {name!r} to v{row.version}: {str(e).splitlines()[0]}; "
+                f"the live pointer stays {stays} (run `forkpoint audit` for every problem)"
+            ) from None
 
     def record_evaluation(self, task: str, version: int, details: dict[str, Any], actor: str | None = None) -> AuditRecord:
         """Append an ``evaluate`` event: how ``task@version`` scored on which data (its md5), kept in its history.

@@ -4,7 +4,8 @@ Routes: ``POST /v1/predict`` (every selected live task for every uploaded image,
 shared forward pass, micro-batched across requests; the JSON of ``predict --json``),
 ``GET /v1/tasks`` and ``GET /v1/tasks/{name}`` (``tasks --json`` / ``history --json``
 plus the version this server answers with), ``GET /healthz`` (the process is up),
-``GET /readyz`` (a verified model is loaded) and ``GET /metrics`` (Prometheus text).
+``GET /readyz`` (a verified model is loaded; ``status`` says whether it is the one the live pointers
+name, ``refused`` which pointers it would not serve) and ``GET /metrics`` (Prometheus text).
 The web UI (``serving.ui``, when present) is mounted at ``/`` and ``/ui/``.
 
 Errors are one-line JSON ``{"error": "..."}`` with a 4xx for the client's faults and
@@ -74,6 +75,25 @@ def error(e: BaseException) -> JSONResponse:
     code = status_of(e)
     headers = {"Retry-After": "1"} if code == 503 else None
     return JSONResponse({"error": str(e).splitlines()[0] if str(e) else type(e).__name__}, status_code=code, headers=headers)
+
+
+def readiness(follower: Follower | None) -> tuple[dict, int]:
+    """``/readyz``: 503 until a verified model is loaded, then 200 with what is served and ``status``:
+    ``ok`` (the registry's live pointers are served), ``stale`` (a live pointer failed its checks:
+    ``refused`` names each such task with the version it points at, ``follow.error`` says why; the
+    previous verified version keeps answering) or ``degraded`` (the last poll failed: ``follow.error``)."""
+    st = follower.status() if follower else None
+    follow = None if st is None else {"polls": st.polls, "swaps": st.swaps, "last_poll_at": st.last_poll_at,
+                                      "last_swap_at": st.last_swap_at, "error": st.error}
+    if follower is None or not follower.ready:
+        return {"ready": False, "status": "loading", "follow": follow}, 503
+    served = follower.current
+    refused = [{"task": t, "live_version": v, "served_version": served.versions.get(t), "error": st.error}
+               for t, v in sorted(st.refused.items())]
+    status = "stale" if refused else "ok" if st.error is None else "degraded"
+    return {"ready": True, "status": status, "refused": refused, "backbone_fingerprint": served.fingerprint,
+            "versions": served.versions, "fingerprints": served.fingerprints, "loaded_at": served.loaded_at,
+            "follow": follow}, 200
 
 
 class Server:
@@ -210,15 +230,8 @@ def _api_routes(app: FastAPI, server: Server) -> None:
 
     @app.get("/readyz")
     def readyz() -> JSONResponse:
-        follower = server.follower
-        st = follower.status() if follower else None
-        follow = None if st is None else {"polls": st.polls, "swaps": st.swaps, "last_poll_at": st.last_poll_at,
-                                          "last_swap_at": st.last_swap_at, "error": st.error}
-        if follower is None or not follower.ready:
-            return JSONResponse({"ready": False, "follow": follow}, status_code=503, headers={"Retry-After": "1"})
-        served = follower.current
-        return JSONResponse({"ready": True, "backbone_fingerprint": served.fingerprint, "versions": served.versions,
-                             "fingerprints": served.fingerprints, "loaded_at": served.loaded_at, "follow": follow})
+        body, code = readiness(server.follower)
+        return JSONResponse(body, status_code=code, headers={"Retry-After": "1"} if code == 503 else None)
 
     @app.get("/metrics")
     def metrics() -> PlainTextResponse:

@@ -8,7 +8,8 @@ versions and loads and verifies only the tasks whose version moved
 object) while requests keep using the old snapshot, then replaces the reference in one assignment. A
 request takes the reference once, so it sees the old model or the new one, never a mix.
 A load that fails leaves the old model serving; the failure is logged, counted and
-shown by ``/readyz``, and retried when the pointers move again (or after ``retry_s``).
+shown by ``/readyz`` (``status: stale`` and, in ``refused``, each task's live version that is
+not served), and retried when the pointers move again (or after ``retry_s``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from forkpoint.contract.errors import ForkpointError
 from forkpoint.serving.metrics import Metrics
@@ -41,6 +42,20 @@ class FollowStatus:
     last_poll_at: float | None
     last_swap_at: float | None
     error: str | None  # why the newest pointers are not served (None: they are)
+    refused: dict[str, int | None] = field(default_factory=dict)  # task -> live version the registry names, not served
+
+
+def refused_pointers(pointers: Pointers, served: dict[str, int] | None) -> dict[str, int | None]:
+    """The live pointers a failed load left unserved: tasks whose version differs from the one served
+    (None: a served task the registry no longer points at). Empty when no model is served yet and the
+    failure was not a load (the database went away): nothing names a version then."""
+    if served is None:
+        return dict(pointers)
+    now = dict(pointers)
+    out: dict[str, int | None] = {t: v for t, v in now.items() if served.get(t) != v}
+    if pointers:
+        out.update({t: None for t in served if t not in now})
+    return out
 
 
 class Follower:
@@ -133,9 +148,11 @@ class Follower:
         return True
 
     def status(self) -> FollowStatus:
-        failed = self._failed
+        """Where following stands; ``refused`` names the live pointers not served because their load failed."""
+        failed, served = self._failed, self._current
+        refused = {} if failed is None else refused_pointers(failed[0], None if served is None else served.versions)
         return FollowStatus(self._polls, self._swaps, self._last_poll, self._last_swap,
-                            None if failed is None else failed[2])
+                            None if failed is None else failed[2], refused)
 
     def start(self) -> None:
         """Load (unless :meth:`load` already did) and then poll, in a daemon thread."""
