@@ -30,12 +30,34 @@ TOLERANCE = 1e-4  # largest |exported - forkpoint| logit a successful export may
 EXAMPLE_BATCH = 2  # traced with 2 images ...
 CHECK_BATCHES = (1, 3)  # ... checked with 1 and 3, so a batch size baked into the graph is caught
 FORMATS = ("onnx", "torchscript")
+VERSIONS_KEY = "forkpoint.versions"  # {task: registry version}: what `export --check` compares with the live pointers
+SELECTION_KEY = "forkpoint.selection"  # all: every live task; named: the --task ones
+REGISTERED_KEY = "forkpoint.trunk_registered_at"
 
 
 class ExportError(ForkpointError):
     """The exported model failed its checks (or no exporter could build it): nothing was written."""
 
     exit_code = EXIT_CHECK_FAILED
+
+
+class StaleExportError(ForkpointError):
+    """``export --check``: the file's recorded versions are not the registry's live ones (or it records none)."""
+
+    exit_code = EXIT_CHECK_FAILED
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where an export's tasks came from, recorded so ``export --check`` can tell a stale file later.
+
+    ``selected``: --task named the tasks (so a task live now but not in the file is not news);
+    ``trunk_registered_at``: when the exporting registry registered its trunk (``init``), which with
+    the trunk fingerprint tells that registry from another serving the same trunk.
+    """
+
+    selected: bool = False
+    trunk_registered_at: str | None = None
 
 
 class TaskGraph(nn.Module):
@@ -80,15 +102,16 @@ class ExportPlan:
     live: LiveModel
     tasks: tuple[str, ...]
     outputs: dict[str, str]
+    provenance: Provenance = Provenance()
 
     @classmethod
-    def of(cls, live: LiveModel) -> "ExportPlan":
+    def of(cls, live: LiveModel, provenance: Provenance | None = None) -> "ExportPlan":
         if not live.tasks:
             raise ConfigError("no live tasks to export: add one with `forkpoint add-task NAME --data ...` (or promote a version)")
         if next(live.model.parameters()).device.type != "cpu":
             raise ConfigError("export traces and checks on CPU: load the model there (live.model.to('cpu')) first")
         live.model.eval()
-        return cls(live, tuple(live.tasks), output_names(live.tasks))
+        return cls(live, tuple(live.tasks), output_names(live.tasks), provenance or Provenance())
 
     @property
     def graph(self) -> TaskGraph:
@@ -129,6 +152,9 @@ class ExportPlan:
             "forkpoint.input": INPUT_NAME,
             "forkpoint.preprocessing": json.dumps(bb.preprocessing.to_dict()),
             "forkpoint.tasks": json.dumps(self.task_records()),
+            VERSIONS_KEY: json.dumps({t: self.live.versions[t].version for t in self.tasks}),
+            SELECTION_KEY: "named" if self.provenance.selected else "all",
+            **({REGISTERED_KEY: self.provenance.trunk_registered_at} if self.provenance.trunk_registered_at else {}),
         }
 
 
@@ -202,3 +228,70 @@ def write_checked(plan: ExportPlan, out: Path, data: bytes, fmt: str, exporter: 
         preprocessing=bb.preprocessing.to_dict(), max_abs_diff=diff, tolerance=TOLERANCE,
         checked_batches=list(CHECK_BATCHES), seconds=round(time.perf_counter() - started, 2), notes=notes,
     )
+
+
+def recorded_versions(meta: dict[str, str]) -> dict[str, int] | None:
+    """``{task: version}`` the file was exported with; None when it records none (older than version records)."""
+    try:
+        if VERSIONS_KEY in meta:
+            return {str(t): int(v) for t, v in json.loads(meta[VERSIONS_KEY]).items()}
+        if "forkpoint.tasks" in meta:  # files from before forkpoint.versions: the task records carry them too
+            return {str(r["task"]): int(r["version"]) for r in json.loads(meta["forkpoint.tasks"])}
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
+    return None
+
+
+@dataclass
+class VersionCheck:
+    """``export --check``: the file's recorded versions against the registry's live ones (``--json`` keys)."""
+
+    path: str
+    recorded: dict[str, int]
+    live: dict[str, int]
+    selection: str  # all, named, or unknown (a file from before the selection was recorded)
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def up_to_date(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "up_to_date": self.up_to_date, "recorded": self.recorded, "live": self.live,
+                "selection": self.selection, "problems": self.problems, "notes": self.notes}
+
+
+def check_versions(path: Path, meta: dict[str, str], live: dict[str, int], fingerprint: str,
+                   registered_at: str | None) -> VersionCheck:
+    """Compare a file's metadata with the live versions (``live``: this registry's, of trunk ``fingerprint``).
+
+    A task whose version differs, that is no longer live (missing) or that is live but not in a
+    file of every live task (new) is a problem; so is a file from another trunk or registry.
+    Raises :class:`StaleExportError` for a file that records no versions at all."""
+    recorded = recorded_versions(meta)
+    if recorded is None:
+        raise StaleExportError(f"{path} predates version records (no {VERSIONS_KEY} metadata): "
+                               f"re-export it (forkpoint export --out {path}) to check it later")
+    check = VersionCheck(str(path), recorded, dict(live), meta.get(SELECTION_KEY, "unknown"))
+    trunk = meta.get("forkpoint.backbone_fingerprint")
+    if trunk and trunk != fingerprint:
+        check.problems.append(f"exported from trunk {trunk[:12]}, this registry serves trunk {fingerprint[:12]}")
+        return check
+    theirs = meta.get(REGISTERED_KEY)
+    if theirs and registered_at and theirs != registered_at:
+        check.problems.append(f"exported from another registry (its trunk registered at {theirs}, this one's at {registered_at})")
+        return check
+    for task, version in recorded.items():
+        if task not in live:
+            check.problems.append(f"{task}: v{version} in the file, not live in the registry (missing)")
+        elif live[task] != version:
+            check.problems.append(f"{task}: v{version} in the file, live v{live[task]} (differs)")
+    new = [t for t in live if t not in recorded]
+    if new and check.selection == "named":
+        check.notes.append(f"live but not in the file (it was exported with --task): {', '.join(new)}")
+    else:
+        check.problems += [f"{t}: live v{live[t]}, not in the file (new)" for t in new]
+        if new and check.selection == "unknown":
+            check.notes.append("the file does not record whether --task chose its tasks: every live task not in it counts as new")
+    return check

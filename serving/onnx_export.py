@@ -36,6 +36,7 @@ from forkpoint.serving.export_graph import (
     ExportError,
     ExportPlan,
     ExportResult,
+    Provenance,
     check_logits,
     write_checked,
 )
@@ -133,18 +134,19 @@ def _checked(plan: ExportPlan, data: bytes, exporter: str) -> float:
     return check_logits(plan, lambda x: session.run(names, {INPUT_NAME: x.numpy()}), f"ONNX graph ({exporter} exporter)")
 
 
-def export_onnx(live: LiveModel, out: str | Path, exporter: str = "auto") -> ExportResult:
+def export_onnx(live: LiveModel, out: str | Path, exporter: str = "auto", provenance: Provenance | None = None) -> ExportResult:
     """Export ``live`` (every task it holds, in its order) to ``out`` as one checked ONNX file.
 
     ``exporter``: ``auto`` (dynamo, then the TorchScript exporter if dynamo fails or its graph
     fails a check), ``dynamo`` or ``torchscript``. Raises ConfigError (exit 2) for a bad target
     or no tasks, ExportError (exit 1) when no exporter produced a graph that passed; in both
-    cases nothing is written and an existing ``out`` is left as it was.
+    cases nothing is written and an existing ``out`` is left as it was. ``provenance`` goes into
+    the metadata (``export --check`` reads it).
     """
     if exporter not in ORDER:
         raise ConfigError(f"unknown ONNX exporter {exporter!r}: use one of {', '.join(ORDER)}")
     target = check_target(Path(out))
-    plan = ExportPlan.of(live)
+    plan = ExportPlan.of(live, provenance)
     started = time.perf_counter()
     failures: list[str] = []
     for name in ORDER[exporter]:
@@ -172,3 +174,18 @@ def _reason(exc: Exception) -> str:
         return str(exc).split(": nothing was written")[0]
     first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def read_onnx_metadata(path: Path) -> dict[str, str]:
+    """An ONNX file's ``metadata_props`` (weights not loaded); ConfigError for a file that is not an ONNX model."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except (DecodeError, ValueError, OSError) as exc:
+        raise ConfigError(f"{path} is neither an ONNX model nor a TorchScript file ({type(exc).__name__}): "
+                          "pass a file `forkpoint export` wrote") from None
+    if not proto.graph.node and not proto.metadata_props:  # protobuf reads many byte strings as an empty model
+        raise ConfigError(f"{path} is neither an ONNX model nor a TorchScript file: pass a file `forkpoint export` wrote")
+    return {p.key: p.value for p in proto.metadata_props}
