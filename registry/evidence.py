@@ -62,11 +62,12 @@ def first_keyed_id(s: Session) -> int | None:
     return s.exec(select(sa.func.min(AuditEvent.id)).where(AuditEvent.event_hash.like(f"{digest.KEYED}:%"))).one()  # type: ignore[attr-defined]
 
 
-def check_served(s: Session, rows: Sequence[tuple[TaskVersion, str, str]]) -> None:
-    """Refuse (TamperedError) to serve any of ``rows`` (row, task name, backbone fingerprint) that fails a check."""
+def check_served(s: Session, rows: Sequence[tuple[TaskVersion, str, str]], *, triggers: bool = True) -> None:
+    """Refuse (TamperedError) to serve any of ``rows`` (row, task name, backbone fingerprint) that fails a check.
+    ``triggers=False`` checks the rows alone (a pointer move: the registry-wide triggers are not the version's)."""
     if not rows:
         return
-    if missing := missing_triggers(s):
+    if triggers and (missing := missing_triggers(s)):
         raise TamperedError(
             f"insert-only triggers {', '.join(missing)} are missing or disabled (or rewritten), so versions and the audit log can be rewritten: "
             "refusing to serve; restore them (registry/migrations/versions/0004) and run `forkpoint audit`"

@@ -90,10 +90,10 @@ class PointersMixin(RegistryParts):
 
     def _check_servable(self, s: Session, row: TaskVersion, name: str, fingerprint: str, action: str,
                         before: int | None) -> None:
-        """Every check a load of the version would make (seal, add event, file sha256, file header), now:
+        """The version's own checks a load would make (row seal, add event, file sha256, file header), now:
         a pointer is never moved onto weights that every reader would then refuse."""
         try:
-            evidence.check_served(s, [(row, name, fingerprint)])
+            evidence.check_served(s, [(row, name, fingerprint)], triggers=False)  # its seal and add event
             data = self.store.get(row.weights_sha256, used_by=f"{name}@{row.version}")
             evidence.check_file(data, name, row)
         except (ArtifactMissingError, ArtifactCorruptError, TamperedError) as e:
