@@ -92,7 +92,8 @@ def test_a_model_failing_its_checks_is_not_swapped_in(served_home, samples, serv
         try:
             os.chmod(weights, 0o644)
             weights.write_bytes(original[:-8] + bytes(8))  # the stored file no longer matches its sha256
-            reg.rollback("digits", to=1, actor="test")
+            with reg.engine.begin() as c:  # promote/rollback refuse such a version (issue 29): move the row itself
+                c.exec_driver_sql("UPDATE task SET live_version = 1 WHERE name = 'digits'")
             deadline = time.monotonic() + 10
             while live.server.metrics.value("forkpoint_reload_failures_total") < 1:
                 assert time.monotonic() < deadline, "the tampered version was never tried"
@@ -100,6 +101,7 @@ def test_a_model_failing_its_checks_is_not_swapped_in(served_home, samples, serv
             ready = live.client.get("/readyz").json()
             assert ready["versions"] == {"digits": 2, "mnist": 1}  # still the verified model
             assert "digits" in ready["follow"]["error"]
+            assert ready["status"] == "stale" and [(r["task"], r["live_version"]) for r in ready["refused"]] == [("digits", 1)]
             r = live.client.post("/v1/predict", files=files(samples["digits/6_0.png"]))
             assert r.status_code == 200 and r.json()["versions"] == {"digits": 2, "mnist": 1}
         finally:
