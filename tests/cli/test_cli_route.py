@@ -21,6 +21,7 @@ def test_routing_records_are_stored_once_and_route_mixed_images(cli, tmp_path):
     assert cli.json("show", "digits")["config"]["routing"] == first  # adding a task never refits an older record
 
     mixed = tmp_path / "mixed"
+    mixed.mkdir()  # samples --out creates its folder, never a missing parent
     for source in ("digits", "fashion"):
         cli.ok("samples", "--data", source, "--out", str(mixed / source), "--per-class", "2")
     Image.new("RGB", (64, 64), (250, 20, 200)).save(mixed / "magenta.png")  # like neither task
