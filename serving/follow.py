@@ -47,8 +47,8 @@ class FollowStatus:
 
 def refused_pointers(pointers: Pointers, served: dict[str, int] | None) -> dict[str, int | None]:
     """The live pointers a failed load left unserved: tasks whose version differs from the one served
-    (None: a served task the registry no longer points at). Empty when no model is served yet and the
-    failure was not a load (the database went away): nothing names a version then."""
+    (None: a served task the registry no longer points at). Empty when the failure read no pointers
+    (the database went away): nothing names a version then."""
     if served is None:
         return dict(pointers)
     now = dict(pointers)
