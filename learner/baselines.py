@@ -2,10 +2,10 @@
 
 The benchmarks (``benchmarks/``) and the Avalanche harness (``scenarios/``) both build and
 train them from here, the learner's way: the linear probe is add_task's own probe fit;
-LoRA branches train with the learner's ``fit``; full finetuning follows the same recipe
-(AdamW, the cosine step schedule of :func:`forkpoint.learner.train.schedule`, head at
+LoRA branches train with the learner's ``fit``; full finetuning runs the same training loop
+(:func:`forkpoint.learner.train.run_steps`: fused AdamW, the cosine step schedule, head at
 ``head_lr``, body at ``lr``, the same batch order for a seed, validation scored at the same
-steps, the best state by accuracy then loss). So a comparison measures *what* is trained,
+steps, the best state by accuracy then loss, the same early stopping). So a comparison measures *what* is trained,
 not *how*, and the same images, config and seed give the same numbers in both places.
 
 BatchNorm rule for full finetuning, the same as for a SubTuning branch: the private copy
@@ -39,7 +39,7 @@ from forkpoint.learner.cache import PrefixCache
 from forkpoint.learner.densedw import dense_depthwise
 from forkpoint.learner.device import inference_batch
 from forkpoint.learner.probe import fit_probe
-from forkpoint.learner.train import KeepBest, TrainConfig, accuracy, adamw, autocast_for, fit, schedule
+from forkpoint.learner.train import TrainConfig, accuracy, autocast_for, fit, run_steps
 
 # (inputs, labels): inputs are backbone-ready images (N, 3, R, R) or, for branches, a PrefixCache of them
 Labelled = tuple[torch.Tensor | PrefixCache, torch.Tensor]
@@ -134,42 +134,28 @@ def fit_full_finetune(
     (x_train, y_train), (x_val, y_val) = train, val
     if not isinstance(x_train, torch.Tensor) or not isinstance(x_val, torch.Tensor):
         raise ConfigError("full finetuning trains on images, not on a prefix cache: pass the backbone-ready inputs")
-    gen = torch.Generator().manual_seed(cfg.seed)
-    opt = adamw([{"params": list(model.head.parameters()), "lr": cfg.head_lr},
-                 {"params": list(model.net.parameters()), "lr": cfg.lr}], cfg.weight_decay)
-    total_steps, eval_every = schedule(cfg, epoch_size or len(x_train))
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
+    groups = [{"params": list(model.head.parameters()), "lr": cfg.head_lr}, {"params": list(model.net.parameters()), "lr": cfg.lr}]
     y_dev = y_train.to(device)
-    keeper = KeepBest(cfg)
-    step = 0
+
+    def losses(order: torch.Tensor):
+        for i in range(0, len(order), cfg.batch_size):
+            idx = order[i:i + cfg.batch_size]
+            model.train(len(idx) > 1)  # BatchNorm batch statistics need two images; a lone last image uses the running ones
+            with autocast_for(device):
+                logits = model(x_train[idx].to(device))
+            yield F.cross_entropy(logits.float(), y_dev[idx.to(device)], label_smoothing=cfg.label_smoothing), len(idx)
+
+    def evaluate() -> tuple[float, float, None]:
+        val_logits = logits_of(model, x_val, device)  # in eval mode, and puts the mode back
+        return accuracy(val_logits.argmax(1), y_val), float(F.cross_entropy(val_logits, y_val.cpu())), None
+
     t0 = time.perf_counter()
-    model.train()  # logits_of() scores in eval mode and puts it back
+    model.train()
     with dense_depthwise(model, device.type == "cpu"):  # the CPU kernels a branch trains with; scores run the convolutions
-        while step < total_steps:
-            order = torch.randperm(len(x_train), generator=gen)
-            for i in range(0, len(order), cfg.batch_size):
-                idx = order[i:i + cfg.batch_size]
-                model.train(len(idx) > 1)  # BatchNorm batch statistics need two images; a lone last image uses the running ones
-                with autocast_for(device):
-                    logits = model(x_train[idx].to(device))
-                loss = F.cross_entropy(logits.float(), y_dev[idx.to(device)], label_smoothing=cfg.label_smoothing)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                step += 1
-                at_end = step >= total_steps
-                if not (at_end or (cfg.keep_best_epoch and step % eval_every == 0)):
-                    continue
-                val_logits = logits_of(model, x_val, device)
-                key = (accuracy(val_logits.argmax(1), y_val), -float(F.cross_entropy(val_logits, y_val.cpu())))
-                if keeper.update(model, key, at_end):
-                    total_steps = step  # stop: validation stopped improving
-                if step >= total_steps:
-                    break
+        run = run_steps(model, groups, cfg, epoch_size or len(x_train), len(x_train), losses, evaluate, device=device)
     seconds = time.perf_counter() - t0
     model.eval()
-    keeper.restore(model)
+    keeper = run.keeper
     return model, BaselineFit(keeper.best[0], seconds, sum(p.numel() for p in model.parameters()), -keeper.best[1])
 
 

@@ -16,7 +16,7 @@ import copy
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -145,70 +145,109 @@ def fit(
     """
     torch.manual_seed(cfg.seed)
     device = train.device
-    gen = torch.Generator().manual_seed(cfg.seed)
     groups = [{"params": [p for p in branch.head.parameters()], "lr": cfg.head_lr}]
     block_params = [p for p in branch.blocks.parameters() if p.requires_grad]
     if block_params:
         groups.append({"params": block_params, "lr": cfg.lr})
-    opt = adamw(groups, cfg.weight_decay)
-    total_steps, eval_every = schedule(cfg, epoch_size or len(train))
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
     trunk = train.trunk_features() if branch.spec.siamese else None
     y_train = y_train.to(device)
     fast = cfg.channels_last and device.type == "cpu"
     if fast:
         branch.to(memory_format=torch.channels_last)
 
-    keeper = KeepBest(cfg)
-    history: list[dict] = []
+    def losses(order: torch.Tensor) -> Iterator[tuple[torch.Tensor, int]]:
+        for idx, h in train.batches(branch.spec.start, order, cfg.batch_size, channels_last=fast):
+            tf = trunk[idx.to(trunk.device)] if trunk is not None else None
+            branch.adapt_batchnorm(cfg.bn_adapt and len(idx) > 1)  # batch statistics need two images
+            with autocast_for(device):
+                logits = branch_logits(backbone, branch, h, tf)
+            yield F.cross_entropy(logits.float(), y_train[idx.to(device)], label_smoothing=cfg.label_smoothing), len(idx)
+
+    def evaluate() -> tuple[float, float, torch.Tensor]:
+        branch.adapt_batchnorm(False)
+        last = score(backbone, branch, val, y_val)
+        return last.acc, last.loss, last.correct
+
     synchronize(device)
     t0 = time.perf_counter()
-    # the running loss stays on the device: reading it every step would sync CUDA each step
-    step, seen = 0, 0
-    total_loss = torch.zeros((), dtype=torch.float64, device=device)
-    patched = contextlib.ExitStack()
     try:
-        patched.enter_context(dense_depthwise(branch, device.type == "cpu"))  # training steps; scores run the convolutions
-        while step < total_steps:
-            order = torch.randperm(len(train), generator=gen)
-            for idx, h in train.batches(branch.spec.start, order, cfg.batch_size, channels_last=fast):
-                tf = trunk[idx.to(trunk.device)] if trunk is not None else None
-                branch.adapt_batchnorm(cfg.bn_adapt and len(idx) > 1)  # batch statistics need two images
-                with autocast_for(device):
-                    logits = branch_logits(backbone, branch, h, tf)
-                loss = F.cross_entropy(logits.float(), y_train[idx.to(device)], label_smoothing=cfg.label_smoothing)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                step += 1
-                total_loss += loss.detach().double() * len(idx)
-                seen += len(idx)
-                at_end = step >= total_steps
-                if not (at_end or (cfg.keep_best_epoch and step % eval_every == 0)):
-                    continue
-                branch.adapt_batchnorm(False)
-                last = score(backbone, branch, val, y_val)
-                history.append({"step": step, "loss": float(total_loss) / max(seen, 1), "val_acc": last.acc, "val_loss": last.loss})
-                total_loss.zero_()
-                seen = 0
-                stop = keeper.update(branch, (last.acc, -last.loss), at_end, last.correct)
-                if on_epoch is not None:
-                    on_epoch(keeper.evals, last.acc)
-                if stop:
-                    total_steps = step  # stop: validation stopped improving
-                if step >= total_steps:
-                    break
+        with dense_depthwise(branch, device.type == "cpu"):  # training steps; scores run the convolutions
+            run = run_steps(branch, groups, cfg, epoch_size or len(train), len(train), losses, evaluate, on_epoch, device)
     finally:
-        patched.close()
         branch.adapt_batchnorm(False)
         if fast:
             branch.to(memory_format=torch.contiguous_format)
-    keeper.restore(branch)
     synchronize(device)
-    best_step = history[keeper.best_eval - 1]["step"] if keeper.best_eval else step
-    return FitResult(keeper.best[0], keeper.best_eval, keeper.evals, time.perf_counter() - t0, history, -keeper.best[1], step,
+    keeper = run.keeper
+    best_step = run.history[keeper.best_eval - 1]["step"] if keeper.best_eval else run.steps
+    return FitResult(keeper.best[0], keeper.best_eval, keeper.evals, time.perf_counter() - t0, run.history, -keeper.best[1], run.steps,
                      keeper.extra, best_step)
+
+
+@dataclass
+class StepsRun:
+    """How :func:`run_steps` went: the kept state's bookkeeping, the steps taken and the validation history."""
+
+    keeper: "KeepBest"
+    steps: int
+    history: list[dict]
+
+
+def run_steps(
+    module: torch.nn.Module,
+    groups: list[dict],
+    cfg: TrainConfig,
+    epoch_size: int,
+    n_items: int,
+    losses: Callable[[torch.Tensor], Iterator[tuple[torch.Tensor, int]]],
+    evaluate: Callable[[], tuple[float, float, object]],
+    on_eval: Callable[[int, float], None] | None = None,
+    device: torch.device | None = None,
+) -> StepsRun:
+    """The one training loop every method runs: a branch (:func:`fit`), full finetuning (``baselines``).
+
+    Fused AdamW over ``groups`` on a cosine schedule counted in optimizer steps
+    (:func:`schedule` of ``epoch_size`` images); each pass draws a seeded shuffle of the
+    ``n_items`` training items, and ``losses(order)`` yields each batch's (loss, size)
+    in that order. ``evaluate()`` -> (val accuracy, val loss, extra) runs at fixed steps and
+    at the end; the best state by (accuracy, -loss) is kept and restored in ``module``,
+    and training stops once validation has not improved for ``cfg.patience`` passes.
+    """
+    gen = torch.Generator().manual_seed(cfg.seed)
+    opt = adamw(groups, cfg.weight_decay)
+    total_steps, eval_every = schedule(cfg, epoch_size)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
+    keeper = KeepBest(cfg)
+    history: list[dict] = []
+    # the running loss stays on the device: reading it every step would sync CUDA each step
+    step, seen = 0, 0
+    total_loss = torch.zeros((), dtype=torch.float64, device=device)
+    while step < total_steps:
+        order = torch.randperm(n_items, generator=gen)
+        for loss, n in losses(order):
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            step += 1
+            total_loss += loss.detach().double() * n
+            seen += n
+            at_end = step >= total_steps
+            if not (at_end or (cfg.keep_best_epoch and step % eval_every == 0)):
+                continue
+            acc, val_loss, extra = evaluate()
+            history.append({"step": step, "loss": float(total_loss) / max(seen, 1), "val_acc": acc, "val_loss": val_loss})
+            total_loss.zero_()
+            seen = 0
+            stop = keeper.update(module, (acc, -val_loss), at_end, extra)
+            if on_eval is not None:
+                on_eval(keeper.evals, acc)
+            if stop:
+                total_steps = step  # stop: validation stopped improving
+            if step >= total_steps:
+                break
+    keeper.restore(module)
+    return StepsRun(keeper, step, history)
 
 
 class KeepBest:
