@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from forkpoint.commands._paths import parent_exists
 from forkpoint.commands._shared import EXIT_CHECK_FAILED, State, emit_json, json_option, pass_state
 
 
@@ -160,7 +161,7 @@ def _moved(state: State, rec, before: int | None, as_json: bool) -> None:
 
 @click.command()
 @click.option("--no-data", is_flag=True, help="Skip re-hashing each version's training data (DVC md5).")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), metavar="PATH.html|PATH.md",
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), metavar="PATH.html|PATH.md", callback=parent_exists,
               help="Also write a self-contained report: lineage, live-pointer moves, reproductions, profile plots.")
 @click.option("--since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]), metavar="DATE",
               help="Report only versions and events from DATE on (UTC; with --report).")

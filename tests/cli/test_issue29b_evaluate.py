@@ -89,3 +89,9 @@ def test_samples_out_needs_an_existing_parent_folder(cli, tmp_path, one_line_err
 def test_serve_reports_must_be_an_existing_folder(cli, tmp_path, one_line_error):
     line = one_line_error(cli("serve", "--reports", str(tmp_path / "reports")))
     assert f"--reports folder {tmp_path / 'reports'} does not exist: create it first" in line
+
+
+def test_audit_report_needs_an_existing_parent_folder(cli, tmp_path, one_line_error):
+    line = one_line_error(cli("audit", "--report", str(tmp_path / "missing" / "r.html")))
+    assert f"--report folder {tmp_path / 'missing'} does not exist: create it first" in line
+    assert not (tmp_path / "missing").exists()
