@@ -56,16 +56,22 @@ def evaluate(state: State, path: Path, task_names: tuple[str, ...], plot: Path |
     mistakes; each task's score and the data's md5 become an ``evaluate`` event in its history.
     """
     from forkpoint.contract.errors import ConfigError
-    from forkpoint.learner.device import resolve_device
-    from forkpoint.workflows.evaluate import (
-        confusion_png, evaluate as score, labelled_files, matching_tasks, plot_paths, record, scoring_note,
-    )
-    from forkpoint.workflows.live import load_live_model
+    from forkpoint.workflows.inputs import labelled_files, live_records
 
-    target = resolve_device(device)  # options first: a typo fails before any file is read
     if any_task and plot is not None:
         raise ConfigError("--plot draws one task's confusion matrix; --any scores every head version instead: drop one of them")
     asked = _once(state, task_names)
+    if not any_task:
+        # usage errors that need no model, before torch loads: the data, then the task names
+        data = labelled_files(path)
+        if asked:
+            with state.open() as home:
+                live_records(home, asked)
+    from forkpoint.learner.device import resolve_device
+    from forkpoint.workflows.evaluate import confusion_png, evaluate as score, matching_tasks, plot_paths, record, scoring_note
+    from forkpoint.workflows.live import load_live_model
+
+    target = resolve_device(device)
     if any_task:
         from forkpoint.commands.agnostic_cmds import evaluate_any
 
@@ -75,7 +81,6 @@ def evaluate(state: State, path: Path, task_names: tuple[str, ...], plot: Path |
             live.model.to(target)
             evaluate_any(state, home, live, path, as_json)
         return
-    data = labelled_files(path)
     state.compute()
     with state.open() as home:
         live = load_live_model(home, tasks=asked)

@@ -80,19 +80,25 @@ def serve(state: State, host: str, port: int, task_names: tuple[str, ...], token
           device: str, max_batch: int, max_queue: int, max_wait_ms: float, max_images: int, max_request_mb: float, poll_s: float,
           cache_mb: float | None) -> None:
     """Serve every live task (or --task ones) over HTTP: POST /v1/predict, GET /v1/tasks, /healthz, /readyz, /metrics."""
+    # usage errors that need no model first, before torch loads: an asked-for GPU (its checks need torch),
+    # the token variable, the port, the home and every --task
+    if device.strip().lower() not in ("auto", "cpu"):
+        from forkpoint.learner.device import resolve_device
+
+        resolve_device(device)  # a bad or unavailable --device exits 2 before the home is read
+    token = _token(token_env)
+    _check_port(host, port)
+    with state.open() as home:  # the home, its trunk and every --task are checked before binding (exit 2 naming the fix)
+        for name in task_names:
+            if home.registry.get_task(name).live_version is None:
+                raise click.UsageError(f"task {name!r} has no live version: `forkpoint promote {name} VERSION` first")
     import uvicorn
 
     from forkpoint.learner.device import resolve_device
     from forkpoint.serving.app import ServeConfig, create_app
     from forkpoint.serving.uploads import Limits
 
-    target = str(resolve_device(device))  # options first: a bad --device exits 2 before the home is read
-    token = _token(token_env)
-    with state.open() as home:  # the home, its trunk and every --task are checked before binding (exit 2 naming the fix)
-        for name in task_names:
-            if home.registry.get_task(name).live_version is None:
-                raise click.UsageError(f"task {name!r} has no live version: `forkpoint promote {name} VERSION` first")
-    _check_port(host, port)
+    target = str(resolve_device(device))
     if not _loopback(host) and token is None:
         state.stderr.print(f"warning: serving on {host} without --token-env: anyone who can reach port {port} can use the API",
                            highlight=False, markup=False)

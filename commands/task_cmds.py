@@ -223,17 +223,22 @@ def add_task_cmd(state: State, name: str, source: str, data_root: Path, limit_pe
 def predict(state: State, images: tuple[str, ...], task_names: tuple[str, ...], top_k: int, device: str, route: bool,
             any_task: bool, as_json: bool) -> None:
     """Classify images with every live task (or --task ones) in one shared forward pass (--route: with the one task each belongs to)."""
-    from forkpoint.learner.device import resolve_device
-    from forkpoint.workflows.live import load_live_model
-    from forkpoint.workflows.predict import collect_images, predict_images
-    from forkpoint.workflows.render import predictions_table
+    from forkpoint.workflows.inputs import collect_images, live_records
 
-    paths = collect_images(list(images))
-    target = resolve_device(device)
-    state.compute()
+    # usage errors that need no model first, before torch loads (workflows.inputs)
     if any_task and (route or task_names):
         raise click.UsageError("--any answers over every task: drop --route and --task")
+    paths = collect_images(list(images))
     with state.open() as home:
+        if task_names:
+            live_records(home, task_names)  # an unknown or not-live --task: exit 2 naming the fix
+        from forkpoint.learner.device import resolve_device
+        from forkpoint.workflows.live import load_live_model
+        from forkpoint.workflows.predict import predict_images
+        from forkpoint.workflows.render import predictions_table
+
+        target = resolve_device(device)
+        state.compute()
         if any_task:
             from forkpoint.commands.agnostic_cmds import show_any
 

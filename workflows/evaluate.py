@@ -19,44 +19,12 @@ from typing import Any
 import torch
 
 from forkpoint.contract.errors import DataError
-from forkpoint.imagedata.userdata import has_split_folders, list_csv, list_image_folder, list_split_folders
-from forkpoint.imagedata.versioning import dvc_md5
 from forkpoint.workflows.home import Home
+from forkpoint.workflows.inputs import LabelledFiles, labelled_files  # noqa: F401 - torch-free, re-exported
 from forkpoint.workflows.live import LiveModel
 from forkpoint.workflows.predict import probabilities
 
 EVENT = "evaluate"
-
-
-@dataclass(frozen=True)
-class LabelledFiles:
-    """Image files with their class names, and the data version (DVC md5) they form."""
-
-    source: Path
-    paths: list[Path]
-    labels: list[str]
-    class_names: list[str]
-    md5: str
-
-
-def labelled_files(path: str | Path) -> LabelledFiles:
-    """An ImageFolder (its ``test/`` split when it has train/val/test subfolders) or a path,label CSV."""
-    p = Path(path).expanduser()
-    if p.is_dir():
-        if has_split_folders(p):
-            items, classes = list_split_folders(p)
-            tests = [it for it in items if it.split == "test"]
-            items = tests or items
-        else:
-            items, classes = list_image_folder(p)
-        md5 = dvc_md5(p)
-    elif p.is_file() and p.suffix.lower() == ".csv":
-        items, classes = list_csv(p)
-        md5 = dvc_md5(p.parent)
-    else:
-        raise DataError(f"{p} is neither an ImageFolder directory nor a path,label .csv: pass one of them")
-    present = sorted({it.label for it in items}, key=classes.index)
-    return LabelledFiles(p.resolve(), [it.path for it in items], [it.label for it in items], present, md5)
 
 
 def matching_tasks(live: LiveModel, classes: list[str], asked: list[str] | None) -> list[str]:

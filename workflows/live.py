@@ -18,7 +18,8 @@ import torch
 from forkpoint.learner import Branch, MultiTaskModel
 from forkpoint.learner.forkpass import shared_pass
 from forkpoint.learner.stacked import stack_blocks
-from forkpoint.registry import UnknownTaskError, UnknownVersionError, VersionRecord
+from forkpoint.registry import VersionRecord
+from forkpoint.workflows.inputs import live_records  # noqa: F401 - torch-free, re-exported
 from forkpoint.workflows.branch_cache import BranchCache
 from forkpoint.workflows.home import Home
 
@@ -38,28 +39,6 @@ class LiveModel:
 def rebuild_branch(home: Home, record: VersionRecord, tensors) -> Branch:
     """The stored branch on this home's trunk (``record.spec``: the one stored form of its branch)."""
     return Branch.from_state(home.backbone, record.spec, tensors)
-
-
-def live_records(home: Home, tasks: Iterable[str] | None = None, exclude: Iterable[str] = ()) -> dict[str, VersionRecord]:
-    """The live version of every task of this trunk (or just ``tasks``, all of which must exist and be live),
-    minus ``exclude``, in task creation order (``tasks``: in the asked order). Reads rows, never weights."""
-    wanted = list(dict.fromkeys(tasks)) if tasks is not None else None
-    if wanted is not None:
-        for name in wanted:
-            rec = home.registry.get_task(name)  # UnknownTaskError names the fix
-            if rec.live_version is None:
-                raise UnknownVersionError(f"task {name!r} has no live version: `forkpoint promote {name} VERSION` first")
-    skip = set(exclude)
-    found = {r.task: r for r in home.registry.live_records(home.fingerprint, tasks=wanted, exclude=skip)}
-    order = wanted if wanted is not None else list(found)
-    out = {}
-    for name in order:
-        if name in skip:
-            continue
-        if name not in found:
-            raise UnknownTaskError(f"task {name!r} is not served by backbone {home.fingerprint[:12]}: list tasks with `forkpoint tasks`")
-        out[name] = found[name]
-    return out
 
 
 def load_live_model(home: Home, tasks: Iterable[str] | None = None, exclude: Iterable[str] = (),

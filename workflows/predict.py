@@ -15,10 +15,9 @@ from typing import Iterator
 import torch
 
 from forkpoint.learner.data import load_inputs
-from forkpoint.workflows.errors import ImageInputError
+from forkpoint.workflows.inputs import IMAGE_SUFFIXES, collect_images  # noqa: F401 - torch-free, re-exported
 from forkpoint.workflows.live import LiveModel
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 
 
 @dataclass(frozen=True)
@@ -42,25 +41,6 @@ class ImagePrediction:
 
     def to_dict(self) -> dict:
         return {"path": self.path, "tasks": {t: p.to_dict() for t, p in self.tasks.items()}}
-
-
-def collect_images(paths: list[str | Path]) -> list[Path]:
-    """Files as given plus image files found under directories (recursively, sorted)."""
-    if not paths:
-        raise ImageInputError("no images given: pass image files or directories of images")
-    found: list[Path] = []
-    for raw in paths:
-        p = Path(raw).expanduser()
-        if p.is_dir():
-            inside = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
-            if not inside:
-                raise ImageInputError(f"directory {p} holds no image files ({', '.join(IMAGE_SUFFIXES)}): pass a folder with images")
-            found.extend(inside)
-        elif p.is_file():
-            found.append(p)
-        else:
-            raise ImageInputError(f"image {p} does not exist: check the path")
-    return found
 
 
 @dataclass(frozen=True)

@@ -54,3 +54,35 @@ def test_audit_without_data_does_not_load_the_data_layer(trained, tmp_path, clea
     [result] = _run(trained.home, [["audit", "--no-data", "--json"]], ("forkpoint.imagedata", "dvc", "torch"), tmp_path, env)
     assert result["code"] == 0
     assert result["loaded"] == ["torch"]
+
+
+def test_usage_errors_that_need_no_model_come_before_torch(trained, tmp_path, clean_env):
+    """A missing file, a folder without class subfolders, an unknown --task, an unset token variable, a busy port:
+    each is exit 2 found before torch loads (issue 29: they took 12-17 s)."""
+    import socket
+
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    (flat / "a.png").write_bytes(b"not read")
+    labelled = tmp_path / "labelled" / "3"
+    labelled.mkdir(parents=True)
+    (labelled / "b.png").write_bytes(b"not read")
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    try:
+        commands = [
+            ["predict", str(tmp_path / "missing.png")],
+            ["predict", str(flat / "a.png"), "--task", "nope"],
+            ["evaluate", str(tmp_path / "missing")],
+            ["evaluate", str(flat)],
+            ["evaluate", str(labelled.parent), "--task", "nope"],
+            ["serve", "--token-env", "FORKPOINT_TEST_UNSET_TOKEN"],
+            ["serve", "--port", str(busy.getsockname()[1])],
+            ["serve", "--task", "nope", "--port", "0"],
+        ]
+        results = _run(trained.home, commands, HEAVY, tmp_path, {**clean_env, "FORKPOINT_DATA": str(trained.data_root)})
+    finally:
+        busy.close()
+    assert [(r["args"], r["code"]) for r in results] == [(c, 2) for c in commands]
+    assert [r for r in results if r["loaded"]] == []
