@@ -47,20 +47,20 @@ def test_a_graph_that_fails_its_check_is_not_written(exported, one_line_error, t
 
 
 
-def test_auto_falls_back_when_the_dynamo_exporter_fails(exported, tmp_path, monkeypatch):
-    """Plant a failing dynamo exporter: `auto` still writes a checked graph, built by the TorchScript exporter, and says why."""
+def test_auto_falls_back_when_the_torchscript_exporter_fails(exported, tmp_path, monkeypatch):
+    """Plant a failing TorchScript exporter: `auto` still writes a checked graph, built by the dynamo exporter, and says why."""
     import json
 
     from forkpoint.serving import onnx_export
 
     def broken(plan):
-        raise RuntimeError("planted: dynamo cannot trace this")
+        raise RuntimeError("planted: the tracer is gone")
 
-    monkeypatch.setitem(onnx_export.BUILDERS, "dynamo", broken)
+    monkeypatch.setitem(onnx_export.BUILDERS, "torchscript", broken)
     out = tmp_path / "m.onnx"
     result = exported.cli("export", "--out", str(out), "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["exporter"] == "torchscript" and report["max_abs_diff"] <= 1e-4 and out.is_file()
-    assert report["notes"] == ["dynamo exporter: RuntimeError: planted: dynamo cannot trace this; used the torchscript exporter instead"]
-    assert "used the torchscript exporter instead" in result.stderr
+    assert report["exporter"] == "dynamo" and report["max_abs_diff"] <= 1e-4 and out.is_file()
+    assert report["notes"] == ["torchscript exporter: RuntimeError: planted: the tracer is gone; used the dynamo exporter instead"]
+    assert "used the dynamo exporter instead" in result.stderr
