@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from forkpoint.contract.atomic import write_text
-from forkpoint.contract.docblock import publish_block, require_publishable
+from forkpoint.contract.docblock import replace_block, require_publishable
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results" / "demo" / "cpu.json"
@@ -61,6 +61,6 @@ def render(rec: dict) -> str:
 def publish(rec: dict, results: Path = RESULTS, readme: Path = README) -> None:
     """Write the record and regenerate the README paragraph from it (refused before writing from a dirty checkout)."""
     if Path(readme).resolve().is_relative_to(REPO):
-        require_publishable()
+        require_publishable()  # once, before either write: the first write makes the tree dirty
     write_text(results, json.dumps(rec, indent=1) + "\n")
-    publish_block(readme, BEGIN, END, render(rec))
+    write_text(readme, replace_block(Path(readme).read_text(), BEGIN, END, render(rec), where=Path(readme).name))
