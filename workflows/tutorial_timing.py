@@ -136,7 +136,7 @@ def render(rec: dict) -> str:
     """The README line for one timed tutorial run."""
     m = rec["machine"]
     slowest = sorted(rec["steps"], key=lambda s: -s["seconds"])[:3]
-    top = "; ".join(f"`{s['command'].split(' --')[0]}` {s['seconds']:.0f} s" for s in slowest)
+    top = "; ".join(f"`{' '.join(s['command'].split()).split(' --')[0]}` {s['seconds']:.0f} s" for s in slowest)
     return (f"Measured by `python -m forkpoint.workflows.tutorial_timing --publish` on {m['cpu_count']} CPU cores "
             f"({m['host_cpu']}, load {m['load_avg_1m_at_start']:.1f} at start, {m['date'][:10]}, commit {m['git_commit']}): "
             f"the {len(rec['steps'])} commands below took **{rec['seconds'] / 60:.1f} minutes** in all, run as written in a "

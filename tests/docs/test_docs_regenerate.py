@@ -34,7 +34,7 @@ def _load(rel: str) -> dict:
 
 def _cases() -> list[tuple[str, Path, str, str, Callable[[], str]]]:
     from forkpoint.benchmarks import agnostic_bench, ray_bench, serving_bench, serving_scale, store_bench
-    from forkpoint.workflows import demo_figures
+    from forkpoint.workflows import demo_figures, tutorial_timing
 
     docs = REPO / "docs"
     return [
@@ -48,10 +48,13 @@ def _cases() -> list[tuple[str, Path, str, str, Callable[[], str]]]:
          lambda: serving_scale.render(_load("serving/scale.json"))),
         ("agnostic", docs / "agnostic.md", agnostic_bench.BEGIN, agnostic_bench.END,
          lambda: agnostic_bench.block(_load("agnostic/cpu.json"))),
+        ("README tutorial", REPO / "README.md", tutorial_timing.BEGIN, tutorial_timing.END,
+         lambda: tutorial_timing.render(_load("tutorial/cpu.json"))),
     ]
 
 
-@pytest.mark.parametrize("case", range(6), ids=["readme-demo", "scale-store", "scale-ray", "serving", "serving-scale", "agnostic"])
+@pytest.mark.parametrize("case", range(7), ids=["readme-demo", "scale-store", "scale-ray", "serving", "serving-scale", "agnostic",
+                                                "readme-tutorial"])
 def test_a_generated_block_is_its_committed_json_rendered(case):
     name, page, begin, end, render = _cases()[case]
     assert _block(page, begin, end) == render().strip("\n"), f"{name}: {page.name} differs from its results JSON rendered"
