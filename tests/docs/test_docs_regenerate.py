@@ -33,7 +33,7 @@ def _load(rel: str) -> dict:
 
 
 def _cases() -> list[tuple[str, Path, str, str, Callable[[], str]]]:
-    from forkpoint.benchmarks import agnostic_bench, ray_bench, serving_bench, serving_scale, store_bench
+    from forkpoint.benchmarks import agnostic_bench, ray_bench, routing_ood, serving_bench, serving_scale, store_bench
     from forkpoint.workflows import demo_figures, tutorial_timing
 
     docs = REPO / "docs"
@@ -50,11 +50,13 @@ def _cases() -> list[tuple[str, Path, str, str, Callable[[], str]]]:
          lambda: agnostic_bench.block(_load("agnostic/cpu.json"))),
         ("README tutorial", REPO / "README.md", tutorial_timing.BEGIN, tutorial_timing.END,
          lambda: tutorial_timing.render(_load("tutorial/cpu.json"))),
+        ("routing: unknown domains", docs / "routing.md", routing_ood.BEGIN, routing_ood.END,
+         lambda: routing_ood.render(_load("routing/ood.json"))),
     ]
 
 
-@pytest.mark.parametrize("case", range(7), ids=["readme-demo", "scale-store", "scale-ray", "serving", "serving-scale", "agnostic",
-                                                "readme-tutorial"])
+@pytest.mark.parametrize("case", range(8), ids=["readme-demo", "scale-store", "scale-ray", "serving", "serving-scale", "agnostic",
+                                                "readme-tutorial", "routing-ood"])
 def test_a_generated_block_is_its_committed_json_rendered(case):
     name, page, begin, end, render = _cases()[case]
     assert _block(page, begin, end) == render().strip("\n"), f"{name}: {page.name} differs from its results JSON rendered"
