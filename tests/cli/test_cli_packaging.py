@@ -29,7 +29,9 @@ def test_the_wheel_installs_only_the_forkpoint_package(wheel):
     for module in ("forkpoint/__init__.py", "forkpoint/cli.py", "forkpoint/contract/branch.py", "forkpoint/learner/task.py",
                    "forkpoint/registry/core.py", "forkpoint/registry/migrations/alembic.ini",
                    "forkpoint/registry/migrations/versions/0003_branch_stored_once.py", "forkpoint/workflows/tasks.py",
-                   "forkpoint/scenarios/runner.py", "forkpoint/benchmarks/runner.py", "forkpoint/imagedata/loader.py"):
+                   "forkpoint/scenarios/runner.py", "forkpoint/benchmarks/runner.py", "forkpoint/imagedata/loader.py",
+                   "forkpoint/serving/templates/base.html", "forkpoint/serving/static/" + next(
+                       p.name for p in (REPO / "serving" / "static").glob("*.css"))):
         assert module in names, module
     assert not any(n.startswith("forkpoint/tests/") for n in names)
     entry = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
