@@ -94,7 +94,15 @@ pass_state = click.make_pass_decorator(State)
 def device_option(default: str = "auto", help: str = "") -> Callable[[Callable], Callable]:
     """``--device auto|cpu|cuda|cuda:N``; checked by ``learner.device.resolve_device`` (bad values exit 2)."""
     about = "auto (CUDA when usable, else CPU), cpu, cuda or cuda:N." + (f" {help}" if help else "")
-    return click.option("--device", default=default, show_default=True, metavar="auto|cpu|cuda[:N]", help=about)
+    return click.option("--device", default=default, show_default=True, metavar="auto|cpu|cuda[:N]", help=about,
+                        callback=_device_name)
+
+
+def _device_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """A malformed --device fails while options are parsed, before torch loads (contract.devices)."""
+    from forkpoint.contract.devices import device_name
+
+    return device_name(value)
 
 
 def json_option(f: Callable) -> Callable:

@@ -26,6 +26,7 @@ from typing import Callable
 
 import torch
 
+from forkpoint.contract.devices import device_name
 from forkpoint.contract.errors import ConfigError
 
 log = logging.getLogger("forkpoint.device")
@@ -45,7 +46,7 @@ def nvidia_present(markers: tuple[str, ...] = NVIDIA_MARKERS) -> bool:
 def resolve_device(device: str | torch.device = "auto", *, nvidia: Callable[[], bool] = nvidia_present) -> torch.device:
     """'auto' -> CUDA when usable, else CPU (with a warning when a GPU is there but unusable);
     'cuda' / 'cuda:N' must name a visible GPU. CUDA devices get deterministic kernels."""
-    name = str(device).strip().lower()
+    name = device_name(device)  # a malformed name: the same one-line error the CLI gives while parsing
     if name == "auto":
         if torch.cuda.is_available():
             return _cuda(torch.device("cuda", torch.cuda.current_device()))
@@ -58,15 +59,13 @@ def resolve_device(device: str | torch.device = "auto", *, nvidia: Callable[[], 
         return torch.device("cpu")
     if name == "cuda" or name.startswith("cuda:"):
         index = name.partition(":")[2]
-        if index and not index.isdigit():
-            raise ConfigError(f"device '{device}' is not cuda:N with a GPU number N: use cuda, cuda:0, cpu or auto")
         if not torch.cuda.is_available():
             raise ConfigError(f"--device {name} was asked for but no CUDA GPU is visible: use --device cpu or auto")
         count = torch.cuda.device_count()
         if index and int(index) >= count:
             raise ConfigError(f"device '{name}' does not exist: {count} GPU(s) are visible (cuda:0..cuda:{count - 1})")
         return _cuda(torch.device("cuda", int(index) if index else torch.cuda.current_device()))
-    raise ConfigError(f"unknown device '{device}': use auto, cpu, cuda or cuda:N")
+    raise AssertionError(name)  # device_name admits nothing else
 
 
 def describe(device: torch.device) -> str:

@@ -86,3 +86,10 @@ def test_usage_errors_that_need_no_model_come_before_torch(trained, tmp_path, cl
         busy.close()
     assert [(r["args"], r["code"]) for r in results] == [(c, 2) for c in commands]
     assert [r for r in results if r["loaded"]] == []
+
+
+def test_a_malformed_device_fails_while_options_are_parsed_without_torch(trained, tmp_path, clean_env):
+    commands = [["predict", "x.png", "--device", "gpu"], ["evaluate", str(tmp_path), "--device", "cuda:x"],
+                ["add-task", "t", "--data", "digits", "--device", "tpu"]]
+    results = _run(trained.home, commands, HEAVY, tmp_path, {**clean_env, "FORKPOINT_DATA": str(trained.data_root)})
+    assert [r["code"] for r in results] == [2, 2, 2] and [r for r in results if r["loaded"]] == []
