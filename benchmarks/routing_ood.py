@@ -22,8 +22,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from forkpoint.contract.atomic import write_text
-from forkpoint.contract.docblock import REPO, git_describe, replace_block, require_publishable
+from forkpoint.contract.docblock import REPO, git_describe, publish_results, require_publishable
 
 RESULTS = REPO / "benchmarks" / "results" / "routing" / "ood.json"
 PAGE = REPO / "docs" / "routing.md"
@@ -151,8 +150,7 @@ def main(data_root: Path, resolution: int, seed: int, publish: bool) -> None:
         require_publishable()  # before the run, once: the writes below dirty the tree
     rec = measure(data_root, resolution, seed)
     if publish:
-        write_text(RESULTS, json.dumps(rec, indent=1) + "\n")
-        write_text(PAGE, replace_block(PAGE.read_text(), BEGIN, END, render(rec), where=PAGE.name))
+        publish_results(RESULTS, json.dumps(rec, indent=1) + "\n", PAGE, BEGIN, END, render(rec))
     click.echo(render(rec))
 
 

@@ -61,3 +61,12 @@ def publish_block(page: Path, begin: str, end: str, body: str) -> Path:
     if page.resolve().is_relative_to(REPO):
         require_publishable()
     return write_text(page, replace_block(page.read_text(), begin, end, body, where=str(page.name)))
+
+
+def publish_results(results: Path, text: str, page: Path, begin: str, end: str, body: str) -> None:
+    """Write a results file and regenerate ``page``'s block from it, with the clean-tree check made
+    once, before either write (the first write dirties the tree, so :func:`publish_block` would refuse)."""
+    if Path(page).resolve().is_relative_to(REPO):
+        require_publishable()
+    write_text(results, text)
+    write_text(page, replace_block(Path(page).read_text(), begin, end, body, where=Path(page).name))

@@ -11,8 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from forkpoint.contract.atomic import write_text
-from forkpoint.contract.docblock import replace_block, require_publishable
+from forkpoint.contract.docblock import publish_results
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results" / "demo" / "cpu.json"
@@ -60,7 +59,4 @@ def render(rec: dict) -> str:
 
 def publish(rec: dict, results: Path = RESULTS, readme: Path = README) -> None:
     """Write the record and regenerate the README paragraph from it (refused before writing from a dirty checkout)."""
-    if Path(readme).resolve().is_relative_to(REPO):
-        require_publishable()  # once, before either write: the first write makes the tree dirty
-    write_text(results, json.dumps(rec, indent=1) + "\n")
-    write_text(readme, replace_block(Path(readme).read_text(), BEGIN, END, render(rec), where=Path(readme).name))
+    publish_results(results, json.dumps(rec, indent=1) + "\n", readme, BEGIN, END, render(rec))

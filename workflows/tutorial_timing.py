@@ -24,7 +24,7 @@ from pathlib import Path
 import click
 
 from forkpoint.contract.atomic import write_text
-from forkpoint.contract.docblock import REPO, git_describe, replace_block, require_publishable
+from forkpoint.contract.docblock import REPO, git_describe, publish_results, require_publishable
 from forkpoint.contract.errors import ConfigError
 
 README = REPO / "README.md"
@@ -160,8 +160,7 @@ def main(publish: bool, out: Path | None) -> None:
     if out is not None:
         write_text(out, text)
     if publish:
-        write_text(RESULTS, text)  # the tree was checked clean before the run; this write dirties it
-        write_text(README, replace_block(README.read_text(), BEGIN, END, render(rec), where="README.md"))
+        publish_results(RESULTS, text, README, BEGIN, END, render(rec))
     click.echo(render(rec))
 
 
