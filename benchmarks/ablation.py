@@ -67,6 +67,11 @@ VARIANTS: dict[str, tuple[str, Callable[[AddTaskConfig], AddTaskConfig]]] = {
     "tail-3": ("fixed branch: the last 3 units (no profile, no selection)", lambda c: dataclasses.replace(c, branch=UnitRange(13, 16))),
     "long-train": ("final training of at least 300 optimizer steps, not 150", lambda c: dataclasses.replace(
         c, train=dataclasses.replace(c.train, min_steps=300))),
+    "lr-3e-3": ("blocks at 3e-3 and the head at 9e-3 (3x the rates), in the profile and the final training",
+                lambda c: with_training(c, lr=3 * c.train.lr, head_lr=3 * c.train.head_lr)),
+    "eager-growth": ("greedy moves the fork earlier whenever validation loss drops at all (no 2% margin, no z)",
+                     lambda c: dataclasses.replace(c, selection=dataclasses.replace(c.selection, loss_eps=0.0, z=0.0))),
+    "lr-3e-3+eager": ("both of the above", lambda c: VARIANTS["eager-growth"][1](VARIANTS["lr-3e-3"][1](c))),
 }
 RECIPE = 3  # bumped when the shipped defaults change; results of another recipe are shown under their own heading
 # The run that chose recipe 2 was made on recipe 1 with the candidate levers switched *on*;
