@@ -72,6 +72,8 @@ VARIANTS: dict[str, tuple[str, Callable[[AddTaskConfig], AddTaskConfig]]] = {
     "eager-growth": ("greedy moves the fork earlier whenever validation loss drops at all (no 2% margin, no z)",
                      lambda c: dataclasses.replace(c, selection=dataclasses.replace(c.selection, loss_eps=0.0, z=0.0))),
     "lr-3e-3+eager": ("both of the above", lambda c: VARIANTS["eager-growth"][1](VARIANTS["lr-3e-3"][1](c))),
+    "no-lr-pick": ("the chosen branch trains at the default rates (recipe 4), no 3x trial picked on validation",
+                   lambda c: dataclasses.replace(c, lr_factors=(1.0,))),
 }
 RECIPE = 3  # bumped when the shipped defaults change; results of another recipe are shown under their own heading
 # The run that chose recipe 2 was made on recipe 1 with the candidate levers switched *on*;

@@ -44,8 +44,14 @@ class AddTaskConfig:
     # Ray tasks that profile and score greedy options side by side (learner.parallel); 1 = in this
     # process. Same seeds, same choice and weights: recorded to say how a version ran, not what it is.
     workers: int = 1
+    # Rates, as multiples of the blocks' and head's rate, the chosen branch is tried at on the
+    # profile's short schedule before its final training; validation keeps the best (recipe 5).
+    # The first (1.0) is the run selection already scored, so only the others cost a training.
+    lr_factors: tuple[float, ...] = recipe.LR_FACTORS
 
     def __post_init__(self) -> None:
+        if not self.lr_factors or any(f <= 0 for f in self.lr_factors):
+            raise ConfigError(f"learning-rate factors {self.lr_factors} must be positive and at least one")
         if not (0.0 < self.val_fraction < 0.9):
             raise ConfigError(f"validation fraction {self.val_fraction} must be in (0, 0.9)")
         if self.workers < 1:

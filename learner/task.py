@@ -25,6 +25,7 @@ from forkpoint.learner.config import AddTaskConfig
 from forkpoint.learner.crossval import cross_validate
 from forkpoint.learner.data import TaskData, check_labels, check_task, stratified_split, to_input
 from forkpoint.learner.invariants import FrozenGuard
+from forkpoint.learner.lrsearch import pick_rate, scaled_rates
 from forkpoint.learner.multitask import MultiTaskModel
 from forkpoint.learner.probe import ProbeFit, fit_probe, refit_probe
 from forkpoint.learner.parallel import SERIAL, open_executor
@@ -269,10 +270,19 @@ def add_task(
             else:
                 raise ConfigError("nothing to profile and the probe is not a candidate: widen --candidates")
             start, stop = chosen.start, chosen.stop
+            train_cfg = cfg.train
+            if start < stop and len(cfg.lr_factors) > 1:
+                factor, tried = pick_rate(job, chosen, cfg.lr_factors, executor)
+                greedy += tried
+                train_cfg = scaled_rates(cfg.train, factor)
+                if factor != 1.0:
+                    notes.append(f"validation chose {factor:g}x the learning rates for {chosen.label} "
+                                 f"(blocks {train_cfg.lr:g}, head {train_cfg.head_lr:g})")
             t_select = time.perf_counter() - t0 - t_profile
         else:
             start, stop = fixed.start, fixed.stop
             t_profile = t_select = 0.0
+            train_cfg = cfg.train
 
         t1 = time.perf_counter()
         t_cv = 0.0
@@ -296,7 +306,7 @@ def add_task(
             if probe is not None and (cfg.lp_init or start == stop):
                 branch.init_head(probe.weight, probe.bias)
             phases.start(f"train {UnitRange(start, stop).label(bb.block_names)}", num_evals(cfg.train, len(y_train)))
-            result = fit(bb, branch, *_train_views(caches, x_train, cfg, start), *caches[2:], cfg.train,
+            result = fit(bb, branch, *_train_views(caches, x_train, cfg, start), *caches[2:], train_cfg,
                          on_epoch=lambda e, a: phases.advance(), epoch_size=len(y_train))
             phases.done()
             val_acc = result.val_acc
@@ -316,7 +326,7 @@ def add_task(
                     phases.start(f"cross-validate {final.label} vs probe", 1)
                     t_cv0 = time.perf_counter()
                     mine, rival = cross_validate(bb, caches[0].extended(caches[2], start), torch.cat([y_train, y_val]),
-                                                 start, stop, num_classes, cfg.train, device, lp_init=cfg.lp_init,
+                                                 start, stop, num_classes, train_cfg, device, lp_init=cfg.lp_init,
                                                  executor=executor, steps=result.best_step, l2=probe.l2)
                     t_cv = time.perf_counter() - t_cv0
                     greedy += [mine, rival]

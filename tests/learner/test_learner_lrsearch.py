@@ -39,3 +39,21 @@ def test_a_grid_without_positive_rates_is_refused(grid):
 def test_the_grids_span_a_decade_around_each_method_usual_rate():
     assert 3e-4 in FULL_FT_LRS and 1e-3 in BRANCH_LRS
     assert max(FULL_FT_LRS) / min(FULL_FT_LRS) == pytest.approx(10) and max(BRANCH_LRS) / min(BRANCH_LRS) == pytest.approx(10)
+
+
+def test_scaled_rates_keep_the_heads_ratio_and_factor_one_is_the_same_config():
+    from forkpoint.learner.lrsearch import scaled_rates
+    from forkpoint.learner.train import TrainConfig
+
+    cfg = TrainConfig(lr=1e-3, head_lr=3e-3)
+    assert scaled_rates(cfg, 1.0) is cfg
+    fast = scaled_rates(cfg, 3.0)
+    assert math.isclose(fast.lr, 3e-3) and math.isclose(fast.head_lr, 9e-3) and fast.epochs == cfg.epochs
+
+
+@pytest.mark.parametrize("factors", [(), (1.0, 0.0), (-3.0,)])
+def test_add_task_refuses_rate_factors_that_are_not_positive(factors):
+    from forkpoint.learner.config import AddTaskConfig
+
+    with pytest.raises(ConfigError, match="learning-rate factors"):
+        AddTaskConfig(lr_factors=factors)
