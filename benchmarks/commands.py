@@ -40,11 +40,25 @@ def _int_list(value: str | None, what: str) -> tuple[int, ...] | None:
 @click.option("--publish", is_flag=True, help="Also copy the results into benchmarks/results/ and docs/ (docs/benchmarks.md, docs/img/).")
 @click.option("--from-results", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="Measure nothing: rebuild tables, targets and PNGs from an earlier results.json (into --out).")
-def bench_command(quick, smoke, out, device, only, seeds, tasks, resolution, threads, arch, weights, data_root, publish, from_results) -> None:
+@click.option("--merge", "merge", multiple=True, type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Measure nothing: merge the results.json of runs of one clean commit (seeds or sections run as "
+                   "separate processes) into --out (repeatable; benchmarks/merge.py says what is refused).")
+def bench_command(quick, smoke, out, device, only, seeds, tasks, resolution, threads, arch, weights, data_root, publish, from_results,
+                  merge) -> None:
     """Measure SubTuning against linear probe, full finetuning and LoRA: accuracy, cost, throughput, storage, forgetting."""
     from forkpoint.benchmarks.runner import rerender, run_suite
     from forkpoint.learner.device import resolve_device
 
+    if merge and from_results is not None:
+        raise ConfigError("--merge and --from-results both rebuild from files: pass one of them")
+    if merge:
+        from forkpoint.benchmarks.merge import merge_results
+        from forkpoint.benchmarks.report import write_json
+
+        merged = merge_results(list(merge))
+        Path(out).mkdir(parents=True, exist_ok=True)
+        rerender(write_json(merged, Path(out) / "results.json"), out, publish_results=publish)
+        return
     if from_results is not None:
         rerender(from_results, out, publish_results=publish)
         return

@@ -53,6 +53,10 @@ def machine_table(results: dict) -> TableSpec:
         ["git commit", str(m.get("git_commit"))],
         ["wall time", f"{sum(results['durations_s'].values()):.0f} s (" + ", ".join(f"{k} {v:.0f} s" for k, v in results["durations_s"].items()) + ")"],
     ]
+    from forkpoint.benchmarks.merge import describe_runs
+
+    if (runs := describe_runs(m)) is not None:
+        rows.append(["processes", runs + " (all methods of a cell ran in the same process)"])
     return TableSpec("Where these figures were measured", ["", ""], rows, align_left=2)
 
 

@@ -64,6 +64,7 @@ class AddTaskConfig:
         d = asdict(self)
         d["candidates"] = [self.candidates.start, self.candidates.stop] if self.candidates is not None else None
         d["branch"] = [self.branch.start, self.branch.stop] if self.branch is not None else None
+        d["lr_factors"] = list(self.lr_factors)
         return d
 
 

@@ -90,6 +90,8 @@ def _build(cls: type, values: Mapping[str, Any], where: str) -> Any:
             value = _build(kind, value, f"{where}.{name}")
         elif value is not None and "UnitRange" in str(kind):
             value = UnitRange(int(value[0]), int(value[1]))
+        elif isinstance(value, list) and "tuple" in str(kind):
+            value = tuple(value)
         kwargs[name] = value
     return cls(**kwargs)
 
@@ -104,14 +106,21 @@ def config_from_dict(recorded: Mapping[str, Any]) -> AddTaskConfig:
     from forkpoint.learner import AddTaskConfig
 
     own = {f.name for f in dataclasses.fields(AddTaskConfig)}
-    return _build(AddTaskConfig, {k: v for k, v in recorded.items() if k in own}, "config")
+    values = {**BEFORE_THE_SETTING, **{k: v for k, v in recorded.items() if k in own}}
+    return _build(AddTaskConfig, values, "config")
+
+
+# Settings added after versions were recorded, at the value that reproduces those versions
+# (not today's default): a recipe-4 version never tried a second learning rate.
+BEFORE_THE_SETTING: dict[str, Any] = {"lr_factors": (1.0,)}
 
 
 def missing(config: Mapping[str, Any]) -> list[str]:
     """What a version's stored config lacks for an exact rebuild, in words (empty: nothing)."""
     from forkpoint.learner import AddTaskConfig
 
-    out = [f"config.{f.name} (takes today's default)" for f in dataclasses.fields(AddTaskConfig) if f.name not in config]
+    out = [f"config.{f.name} (takes today's default)" for f in dataclasses.fields(AddTaskConfig)
+           if f.name not in config and f.name not in BEFORE_THE_SETTING]
     for key, what in NEEDED.items():
         node: Any = {"config": config}
         for part in key.split("."):

@@ -169,3 +169,13 @@ def test_tracked_user_data_and_a_changed_image(cli, tmp_path, one_line_error):
     err = one_line_error(cli("reproduce", "d3"))
     assert md5 in err and "DVC md5" in err and "--data" in err
     assert cli.json("reproduce", "d3", "--data", str(pristine))["verdict"] == "identical"
+
+
+def test_a_version_recorded_before_the_rate_pick_rebuilds_without_it():
+    from forkpoint.learner import AddTaskConfig
+
+    recorded = AddTaskConfig().to_dict()
+    assert recorded["lr_factors"] == [1.0, 3.0]  # today's recipe tries 3x the rates
+    del recorded["lr_factors"]
+    assert config_from_dict(recorded).lr_factors == (1.0,)  # a recipe-4 version never did
+    assert not [m for m in missing(recorded) if "lr_factors" in m]
