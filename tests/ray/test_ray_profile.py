@@ -58,7 +58,8 @@ def _same(a, b) -> None:
 def test_two_workers_choose_score_and_train_exactly_as_serial(ray_cluster, serial, lite0_32, digits_012):
     report, _ = serial
     assert [c.start for c in report.profile if c.stage == "profile"] == [12, 13, 14, 15]
-    assert [c.stage for c in report.greedy][-4:] == ["greedy", "final", "cv", "cv-probe"]
+    # the chosen branch's 3x-rate trial (recipe 5) comes right before its final training
+    assert [c.stage for c in report.greedy][-5:] == ["greedy", "lr x3", "final", "cv", "cv-probe"]
     _same(serial, _add(lite0_32, digits_012, replace(CFG, workers=2)))
     assert ray_cluster.is_initialized()  # a Ray the caller started is left running
 
