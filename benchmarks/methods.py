@@ -7,12 +7,13 @@
   trained none), plus a head;
 * ``full-ft``: every weight of a private backbone copy.
 
-The three baselines are built and trained by :mod:`forkpoint.learner.baselines`, the
-same code the scenarios harness runs. The trained baselines get SubTuning's care: its
-step budget, early stopping on validation and augmented views, and a learning rate picked
-on validation from short runs on the profile's schedule (:mod:`forkpoint.learner.lrsearch`),
-as SubTuning picks its units. Their ``seconds`` are the final training's; the search's
-seconds are kept beside them (``search_seconds``).
+The methods are the learner's registry (``learner.methods.METHODS``) and are trained by
+its trainers (``train_branch``, ``train_full_finetune``), the same code the scenarios
+harness runs: SubTuning's step budget, early stopping on validation and augmented views,
+and a learning rate picked on validation from short runs on the profile's schedule, as
+SubTuning picks its units. This module only shares prefix caches between methods and
+scores test images. Their ``seconds`` are the final training's; the search's seconds are
+kept beside them (``search_seconds``).
 """
 
 from __future__ import annotations
@@ -27,15 +28,16 @@ from forkpoint.benchmarks.settings import BenchSettings
 from forkpoint.contract.branch import UnitRange
 from forkpoint.learner import AddTaskConfig, Branch, MultiTaskModel, TrainConfig, add_task, add_task_config
 from forkpoint.learner import baselines
-from forkpoint.learner.augment import with_views
 from forkpoint.learner.backbone import Backbone
 from forkpoint.learner.cache import PrefixCache
 from forkpoint.learner.device import inference_batch
-from forkpoint.learner.lrsearch import BRANCH_LRS, FULL_FT_LRS, LrChoice, pick_lr
+from forkpoint.learner.lrsearch import BRANCH_LRS
+from forkpoint.learner.methods import METHODS as LEARNER_METHODS
+from forkpoint.learner.methods import MethodRecipe, Searched, train_branch, train_full_finetune
 from forkpoint.learner.task import profile_candidates
 from forkpoint.learner.train import accuracy, predict
 
-METHODS = ("subtuning", "subtuning-late", "linear-probe", "lora", "full-ft")
+METHODS = tuple(LEARNER_METHODS)  # the learner's registry, in its order
 
 
 @dataclass(frozen=True)
@@ -69,19 +71,19 @@ def subtuning_config(s: BenchSettings, n_train: int, seed: int = 0, **rest) -> A
                            device=s.device, **rest)
 
 
+def recipe(s: BenchSettings, n_train: int, seed: int = 0) -> MethodRecipe:
+    """The baselines' recipe (``learner.methods``): SubTuning's schedules and views for this sample, heads at ``head_lr``."""
+    return MethodRecipe.of(subtuning_config(s, n_train, seed), s.head_lr)
+
+
 def train_config(s: BenchSettings, n_train: int, epochs: int | None = None, seed: int = 0, lr: float | None = None) -> TrainConfig:
-    """The baselines' recipe: SubTuning's schedule (same epochs, step floor, early stopping on validation),
-    with their own body ``lr`` and ``head_lr`` for the random head they start from."""
-    cfg = subtuning_config(s, n_train, seed).train
-    return replace(cfg, epochs=epochs or cfg.epochs, lr=lr or cfg.lr, head_lr=s.head_lr)
+    """The baselines' final schedule (SubTuning's: same epochs, step floor, early stopping on validation)."""
+    cfg = recipe(s, n_train, seed).train
+    return replace(cfg, epochs=epochs or cfg.epochs, lr=lr or cfg.lr)
 
 
-def search_config(s: BenchSettings, n_train: int, seed: int, lr: float) -> TrainConfig:
-    """One learning-rate trial: the schedule SubTuning profiles its units with (short, scored at its end)."""
-    return replace(subtuning_config(s, n_train, seed).profile, lr=lr, head_lr=s.head_lr)
-
-
-def _searched(result: MethodResult, choice: LrChoice) -> MethodResult:
+def _searched(result: MethodResult, searched: Searched) -> MethodResult:
+    choice = searched.choice
     return replace(result, lr=choice.lr, search_seconds=choice.seconds, lr_trials=choice.to_dict()["trials"])
 
 
@@ -117,42 +119,20 @@ class SampleCaches:
         self.caches = {k: PrefixCache(bb, data[k][0], device) for k in data}
 
 
-def fit_branch(bb: Backbone, branch: Branch, caches: SampleCaches, cfg: TrainConfig, method: str,
-               train: tuple[PrefixCache, torch.Tensor] | None = None) -> MethodResult:
-    """Train ``branch`` the learner's way (``learner.baselines.fit_branch``) and score it on the sample's test split.
-
-    ``train`` replaces the sample's training split (the originals plus their augmented views).
-    """
-    c, y = caches.caches, caches.labels
-    n_train = len(y["train"])
-    train = train or (c["train"], y["train"])
-    res = baselines.fit_branch(bb, branch, train, (c["val"], y["val"]), cfg, epoch_size=n_train)
-    test_acc = accuracy(predict(bb, branch, c["test"]), y["test"])
-    return MethodResult(method, test_acc, res.val_acc, res.seconds, res.trainable_params, branch.spec.start, branch.spec.stop)
-
-
-def _train_with_views(caches: SampleCaches, sample: TaskSample, s: BenchSettings, depth: int) -> tuple[PrefixCache, torch.Tensor]:
-    """The training split plus the augmented views SubTuning's final training sees (image for image)."""
-    augment = subtuning_config(s, len(sample.train[1]), sample.seed).augment
-    x, y = caches.inputs["train"]
-    xv, yv = with_views(x, y, augment, sample.seed)
-    return (caches.caches["train"].extended(xv[len(x):], depth) if len(xv) > len(x) else caches.caches["train"]), yv
+def _scored_branch(bb: Backbone, branch: Branch, caches: SampleCaches, searched: Searched, method: str) -> MethodResult:
+    fit = searched.fit
+    test_acc = accuracy(predict(bb, branch, caches.caches["test"]), caches.labels["test"])
+    return _searched(MethodResult(method, test_acc, fit.val_acc, fit.seconds, fit.trainable_params, branch.spec.start,
+                                  branch.spec.stop), searched)
 
 
 def _searched_branch(bb: Backbone, sample: TaskSample, s: BenchSettings, caches: SampleCaches,
                      make: Callable[[], Branch], method: str, lrs: tuple[float, ...] = BRANCH_LRS) -> MethodResult:
-    """Pick the rate on validation from short runs, then train a fresh branch at it on the views."""
+    """``learner.methods.train_branch`` on the sample's shared caches, scored on its test split."""
     c, y = caches.caches, caches.labels
-    n_train = len(y["train"])
-
-    def trial(lr: float) -> tuple[float, float]:
-        r = baselines.fit_branch(bb, make(), (c["train"], y["train"]), (c["val"], y["val"]), search_config(s, n_train, sample.seed, lr))
-        return r.val_acc, r.val_loss
-
-    choice = pick_lr(lrs, trial)
-    branch = make()
-    cfg = train_config(s, n_train, seed=sample.seed, lr=choice.lr)
-    return _searched(fit_branch(bb, branch, caches, cfg, method, _train_with_views(caches, sample, s, branch.spec.start)), choice)
+    branch, searched = train_branch(bb, make, caches.inputs["train"][0], (c["train"], y["train"]), (c["val"], y["val"]),
+                                    recipe(s, len(y["train"]), sample.seed), lrs)
+    return _scored_branch(bb, branch, caches, searched, method)
 
 
 def run_fixed_branch(bb: Backbone, sample: TaskSample, s: BenchSettings, caches: SampleCaches,
@@ -177,24 +157,14 @@ def run_lora(bb: Backbone, sample: TaskSample, s: BenchSettings, caches: SampleC
 
 
 def run_full_finetune(bb: Backbone, sample: TaskSample, s: BenchSettings) -> MethodResult:
-    """A whole private copy: its rate picked on validation from short runs, then trained on the views."""
+    """``learner.methods.train_full_finetune`` on the sample, scored on its test split."""
     device = next(bb.parameters()).device
     data = sample.inputs(bb.resolution, bb.mean, bb.std)
-    n_train = len(sample.train[1])
-    ncls = sample.num_classes
-
-    def trial(lr: float) -> tuple[float, float]:
-        cfg = search_config(s, n_train, sample.seed, lr)
-        _, r = baselines.fit_full_finetune(bb, ncls, data["train"], data["val"], cfg, device)
-        return r.val_acc, r.val_loss
-
-    choice = pick_lr(FULL_FT_LRS, trial)
-    cfg = train_config(s, n_train, seed=sample.seed, lr=choice.lr)
-    augment = subtuning_config(s, n_train, sample.seed).augment
-    train = with_views(*data["train"], augment, sample.seed)  # the views add_task trains on: image for image
-    model, r = baselines.fit_full_finetune(bb, ncls, train, data["val"], cfg, device, epoch_size=n_train)
+    model, searched = train_full_finetune(bb, sample.num_classes, data["train"], data["val"],
+                                          recipe(s, len(sample.train[1]), sample.seed), device)
     test_acc = accuracy(baselines.predict(model, data["test"][0], device), data["test"][1])
-    return _searched(MethodResult("full-ft", test_acc, r.val_acc, r.seconds, r.trainable_params, 0, bb.num_blocks), choice)
+    fit = searched.fit
+    return _searched(MethodResult("full-ft", test_acc, fit.val_acc, fit.seconds, fit.trainable_params, 0, bb.num_blocks), searched)
 
 
 def fixed_late_units(bb: Backbone, s: BenchSettings) -> tuple[int, int]:

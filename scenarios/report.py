@@ -36,6 +36,9 @@ class StrategyResult:
     registry: list[str] = field(default_factory=list)  # task@version recorded by this run
     restored: list[str] = field(default_factory=list)  # task@version restored on resume
     class_incremental: dict = field(default_factory=dict)  # SubTuning: stages without a task name (scenarios/class_incremental.py)
+    # what was picked on validation (EWC's lambda, LwF's alpha/temperature, full's rates) and the steps trained per task
+    selection: dict = field(default_factory=dict)
+    search_seconds: float = 0.0  # training of the settings validation did not keep (not in train_seconds)
 
     @property
     def final_acc(self) -> list[float | None]:

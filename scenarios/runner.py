@@ -14,14 +14,24 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
-from avalanche.core import SupervisedPlugin
 
 from forkpoint.contract.branch import UnitRange
 from forkpoint.contract.errors import ConfigError, ForgettingError
 from forkpoint.learner import AddTaskConfig, Backbone, MultiTaskModel, add_task_config, load_backbone
 from forkpoint.learner.data import to_input
 from forkpoint.learner.device import Stopwatch, resolve_device
-from forkpoint.scenarios.baselines import AVALANCHE_BASELINES, STRATEGIES, BaselineConfig, make_baseline
+from forkpoint.learner.methods import MethodRecipe
+from forkpoint.scenarios.baselines import (
+    AVALANCHE_BASELINES,
+    EWC_LAMBDAS,
+    LWF_SETTINGS,
+    STRATEGIES,
+    BaselineConfig,
+    FullFinetuneStrategy,
+    StreamSplits,
+    make_baseline,
+    stream_splits,
+)
 from forkpoint.scenarios.benchmark import build_benchmark
 from forkpoint.scenarios.class_incremental import class_incremental
 from forkpoint.scenarios.metrics import (
@@ -38,13 +48,14 @@ from forkpoint.scenarios.metrics import (
 from forkpoint.scenarios.models import SubTuningModule
 from forkpoint.scenarios.report import StrategyResult, write_reports
 from forkpoint.scenarios.runstate import DONE, FAILED, RunState
+from forkpoint.scenarios.schedule import StepSchedule, split_scores
 from forkpoint.scenarios.streams import Stream
 from forkpoint.scenarios.subtuning import NoForgettingCheck, PerTaskStrategy, SubTuningStrategy, TaskSource, TrainLocally
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Settings shared by all strategies of a run (the baselines' epochs equal SubTuning's)."""
+    """Settings shared by all strategies of a run (every baseline trains on SubTuning's schedule)."""
 
     strategies: tuple[str, ...] = STRATEGIES
     resolution: int = 64
@@ -58,6 +69,8 @@ class RunConfig:
     device: str = "auto"
     infer_images: int = 64
     workers: int = 1  # strategies run as this many Ray tasks side by side (learner.parallel); results as with 1
+    ewc_lambdas: tuple[float, ...] = EWC_LAMBDAS  # tried in turn; validation keeps one
+    lwf_settings: tuple[tuple[float, float], ...] = LWF_SETTINGS  # (alpha, temperature) pairs, likewise
 
     def __post_init__(self) -> None:
         unknown = [s for s in self.strategies if s not in STRATEGIES]
@@ -78,10 +91,13 @@ class RunConfig:
                                budget_blocks=self.max_blocks, seed=self.seed, candidates=self.candidates, device=self.device)
 
     def baseline(self) -> BaselineConfig:
-        """Avalanche's strategies: epochs, lr, batch; the learner's baselines: SubTuning's schedule at this run's lr."""
+        """Every baseline: SubTuning's schedules, views and split; the Avalanche strategies' trunk at this run's lr."""
         sub = self.subtuning()
-        return BaselineConfig(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, recipe=replace(sub.train, lr=self.lr),
-                              val_fraction=sub.val_fraction, split_seed=sub.split_seed)
+        recipe = MethodRecipe.of(sub)
+        recipe = replace(recipe, train=replace(recipe.train, lr=self.lr))
+        return BaselineConfig(recipe=recipe, batch_size=self.batch_size, ewc_lambdas=tuple(self.ewc_lambdas),
+                              lwf_settings=tuple(tuple(p) for p in self.lwf_settings), val_fraction=sub.val_fraction,
+                              split_seed=sub.split_seed)
 
     def settings(self) -> dict:
         """What must not change between a run and its resume (the strategy list and device may)."""
@@ -98,41 +114,36 @@ class RunOutcome:
     folder: Path | None = None
 
 
-class _EpochProgress(SupervisedPlugin):
-    """Avalanche plugin: one progress bar per baseline experience, advanced per epoch."""
-
-    def __init__(self, progress, strategy: str, tasks: list[str]) -> None:
-        super().__init__()
-        self.progress, self.strategy, self.tasks, self.id = progress, strategy, tasks, None
-
-    def before_training_exp(self, strategy, **kwargs) -> None:
-        name = self.tasks[strategy.experience.current_experience]
-        self.id = self.progress.add_task(f"{self.strategy}: {name} train", total=strategy.train_epochs)
-
-    def after_training_epoch(self, strategy, **kwargs) -> None:
-        self.progress.advance(self.id, 1)
-
-
 def _inference_input(stream: Stream, backbone: Backbone, n: int) -> torch.Tensor:
     images = stream.tasks[0].dataset.test.images[:n]
     return to_input(images, backbone.resolution, backbone.mean, backbone.std)
 
 
-def run_strategy(
-    name: str,
-    stream: Stream,
-    benchmark,
-    backbone: Backbone,
-    config: RunConfig,
-    source: TaskSource | None = None,
-    progress=None,
-) -> StrategyResult:
-    """Train and evaluate one strategy over the whole stream."""
+@dataclass
+class _Trained:
+    """One strategy (one setting of it) trained over the stream."""
+
+    strategy: object
+    evaluator: object
+    check: NoForgettingCheck | None
+    schedule: StepSchedule | None
+    seconds: list[float]
+    steps: int
+    setting: dict
+    val_acc: list[float] = field(default_factory=list)  # Avalanche baselines: each task's validation accuracy at the end
+
+    @property
+    def mean_val(self) -> float:
+        return sum(self.val_acc) / len(self.val_acc) if self.val_acc else float("nan")
+
+
+def _train_once(name: str, stream: Stream, benchmark, backbone: Backbone, config: RunConfig, source: TaskSource | None,
+                progress, splits: StreamSplits, setting: dict) -> _Trained:
+    """Train ``name`` (at ``setting``) over every experience, evaluating experiences 0..i after experience i."""
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
     evaluator = make_evaluator()
-    tasks = [t.name for t in stream.tasks]
-    check = None
+    check = schedule = None
     if name == "subtuning":
         check = NoForgettingCheck()
         strategy = SubTuningStrategy(
@@ -141,9 +152,14 @@ def run_strategy(
             plugins=[check],
         )
     else:
-        plugins = [_EpochProgress(progress, name, tasks)] if progress is not None and name in AVALANCHE_BASELINES else None
-        strategy = make_baseline(name, backbone, config.baseline(), stream.tasks, evaluator=evaluator, device=device,
-                                 plugins=plugins)
+        cfg = config.baseline()
+        plugins = None
+        if name in AVALANCHE_BASELINES:
+            label = name + "".join(f" {k}={v:g}" for k, v in setting.items())
+            schedule = StepSchedule(cfg.recipe.train, splits.val, splits.originals, progress, label)
+            plugins = [schedule]
+        strategy = make_baseline(name, backbone, cfg, stream.tasks, evaluator=evaluator, device=device, plugins=plugins,
+                                 setting=setting)
 
     seconds: list[float] = []
     steps = 0
@@ -157,6 +173,45 @@ def run_strategy(
             steps = i + 1
             if check is not None and check.violations:
                 break  # fail fast: the report shows where it broke
+    trained = _Trained(strategy, evaluator, check, schedule, seconds, steps, setting)
+    if schedule is not None:
+        trained.val_acc = [split_scores(strategy.model, splits.val[t], t, device)[0] for t in range(steps)]
+    return trained
+
+
+def _selection(name: str, trials: list[_Trained], chosen: _Trained) -> dict:
+    """What the run tried for ``name`` and why it kept ``chosen`` (validation only; empty when nothing was picked)."""
+    out: dict = {}
+    if chosen.schedule is not None:
+        out["steps_per_task"] = list(chosen.schedule.steps)
+        out["val_history"] = chosen.schedule.history
+    if len(trials) > 1:
+        out.update(rule="mean validation accuracy over all tasks after the last one (ties: the first setting)",
+                   chosen=chosen.setting,
+                   trials=[{"setting": t.setting, "val_acc": t.val_acc, "mean_val_acc": t.mean_val} for t in trials])
+    if isinstance(chosen.strategy, FullFinetuneStrategy):
+        out["lr_per_task"] = chosen.strategy.choices
+    return out
+
+
+def run_strategy(
+    name: str,
+    stream: Stream,
+    benchmark,
+    backbone: Backbone,
+    config: RunConfig,
+    source: TaskSource | None = None,
+    progress=None,
+    splits: StreamSplits | None = None,
+) -> StrategyResult:
+    """Train and evaluate one strategy over the whole stream (each of its settings in turn, when it has a grid)."""
+    splits = splits or stream_splits(stream.tasks, backbone, config.baseline())
+    tasks = [t.name for t in stream.tasks]
+    trials = []
+    for setting in config.baseline().trials(name):
+        trials.append(_train_once(name, stream, benchmark, backbone, config, source, progress, splits, setting))
+    chosen = trials[0] if len(trials) == 1 else max(trials, key=lambda t: (t.mean_val, -trials.index(t)))
+    strategy, evaluator, check, seconds, steps = chosen.strategy, chosen.evaluator, chosen.check, chosen.seconds, chosen.steps
 
     model = strategy.model
     matrix = accuracy_matrix(evaluator, steps)
@@ -191,6 +246,8 @@ def run_strategy(
         registry=registry,
         restored=restored,
         class_incremental=ci,
+        selection=_selection(name, trials, chosen),
+        search_seconds=sum(sum(t.seconds) for t in trials if t is not chosen),
     )
 
 
@@ -199,11 +256,12 @@ def _strategy_on_worker(name: str, stream: Stream, backbone, config: RunConfig) 
     from forkpoint.learner.parallel import fetch
 
     backbone = fetch(backbone)
-    return run_strategy(name, stream, build_benchmark(stream, backbone), backbone, config)
+    splits = stream_splits(stream.tasks, backbone, config.baseline())
+    return run_strategy(name, stream, build_benchmark(stream, backbone, splits.train), backbone, config, splits=splits)
 
 
 def _run_side_by_side(names: list[str], stream: Stream, benchmark, backbone: Backbone, config: RunConfig,
-                      source: TaskSource | None, progress, state: RunState) -> dict[str, StrategyResult]:
+                      source: TaskSource | None, progress, state: RunState, splits: StreamSplits) -> dict[str, StrategyResult]:
     """Every strategy in ``names`` at once, as Ray tasks (each is independent: own model, own seed).
 
     SubTuning that records into a home runs here, in the driver, while the others run on
@@ -215,7 +273,7 @@ def _run_side_by_side(names: list[str], stream: Stream, benchmark, backbone: Bac
     with open_executor(config.workers, gpu=resolve_device(config.device).type == "cuda") as executor:
         trunk = executor.share(backbone)
         calls = [
-            Call(f"strategy:{n}", run_strategy, (n, stream, benchmark, backbone, config, source, progress), here=True)
+            Call(f"strategy:{n}", run_strategy, (n, stream, benchmark, backbone, config, source, progress, splits), here=True)
             if (n == "subtuning" and source is not None) or executor.local
             else Call(f"strategy:{n}", _strategy_on_worker, (n, stream, trunk, config))
             for n in names
@@ -254,7 +312,8 @@ def run_stream(
 
     identity = {"stream": stream.describe(), "settings": config.settings(), "backbone": backbone.fingerprint()}
     state = RunState.start(Path(out), stream.name, identity, resume)
-    benchmark = build_benchmark(stream, backbone)
+    splits = stream_splits(stream.tasks, backbone, config.baseline())
+    benchmark = build_benchmark(stream, backbone, splits.train)
     source = task_source
     if source is None and home is not None:
         from forkpoint.scenarios.recording import RegistryTasks
@@ -270,12 +329,12 @@ def run_stream(
             done[name] = StrategyResult.from_dict(saved)
     if config.workers > 1:
         todo = [n for n in config.strategies if n not in done]
-        done.update(_run_side_by_side(todo, stream, benchmark, backbone, config, source, progress, state))
+        done.update(_run_side_by_side(todo, stream, benchmark, backbone, config, source, progress, state, splits))
     for name in config.strategies:
         result = done.get(name)
         if result is None:
             result = run_strategy(name, stream, benchmark, backbone, config,
-                                  source if name == "subtuning" else None, progress)
+                                  source if name == "subtuning" else None, progress, splits)
             state.save_result(name, result.to_dict())
         results.append(result)
         if result.checks and not result.checks.get("passed", True):

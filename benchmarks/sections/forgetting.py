@@ -70,7 +70,9 @@ def _harness(ctx: BenchContext) -> dict:
         "stream": [t.name for t in stream.tasks], "per_class": s.forgetting_per_class, "seed": seed, "report": str(folder / "report.md"),
         "strategies": {
             r.strategy: {"forgetting": r.forgetting, "forgetting_per_task": r.forgetting_per_task, "final_acc": r.final_acc,
-                         "avg_acc": r.avg_acc, "train_seconds": sum(r.train_seconds), "checks": r.checks}
+                         "avg_acc": r.avg_acc, "train_seconds": sum(r.train_seconds), "checks": r.checks,
+                         "chosen": r.selection.get("chosen"), "steps_per_task": r.selection.get("steps_per_task"),
+                         "search_seconds": r.search_seconds}
             for r in outcome.results
         },
     }
@@ -108,16 +110,27 @@ def tables(result: dict) -> list[TableSpec]:
                      rows, align_left=4)]
     h = result.get("harness") or {}
     if h.get("strategies"):
+        picked = any("chosen" in r for r in h["strategies"].values())  # results since baselines pick on validation
         brow = []
         for name, r in h["strategies"].items():
             per = [v for v in r["forgetting_per_task"] if v is not None]
             check = "" if not r["checks"] else ("passed" if r["checks"].get("passed") else "FAILED")
-            brow.append([name, pct(r["avg_acc"]), num(100 * r["forgetting"]), num(100 * max(per)) if per else "–",
-                         num(r["train_seconds"], 1), check])
+            row = [name, pct(r["avg_acc"]), num(100 * r["forgetting"]), num(100 * max(per)) if per else "–",
+                   num(r["train_seconds"], 1), check]
+            if picked:
+                chosen = ", ".join(f"{k}={v:g}" for k, v in (r.get("chosen") or {}).items()) or "–"
+                steps = "/".join(str(n) for n in r.get("steps_per_task") or []) or "–"
+                row += [chosen, steps, num(r.get("search_seconds") or 0.0, 1)]
+            brow.append(row)
+        head = ["strategy", "final avg acc %", "forgetting (pt, Avalanche)", "max task forgetting (pt)", "train s (all tasks)", "exact check"]
+        if picked:
+            head += ["setting (picked on validation)", "steps per task", "search s (settings not kept)"]
+        note = f"Full report: scenarios/{Path(h['report']).parent.name}/report.md in the run's --out folder (not committed)."
+        if not picked:
+            note += " Measured before the Avalanche baselines trained on SubTuning's schedule (Adam for the epochs, λ = 1000, α = 1, T = 2)."
         out.append(TableSpec(
             f"Same stream through the scenarios harness (Avalanche): {' → '.join(h['stream'])}, {h['per_class']} images/class, seed {h['seed']}",
-            ["strategy", "final avg acc %", "forgetting (pt, Avalanche)", "max task forgetting (pt)", "train s (all tasks)", "exact check"],
-            brow, note=f"Full report: scenarios/{Path(h['report']).parent.name}/report.md in the run's --out folder (not committed)."))
+            head, brow, note=note))
     elif h.get("error"):
         out.append(TableSpec("Continual-learning baselines", ["status"], [[h["error"]]]))
     return out

@@ -10,14 +10,15 @@ from forkpoint.scenarios.runner import RunConfig, run_stream
 
 pytestmark = pytest.mark.ray
 
-TIMES = ("train_seconds", "infer_ms_per_image")  # wall clocks: the only fields allowed to differ
+TIMES = ("train_seconds", "infer_ms_per_image", "search_seconds")  # wall clocks: the only fields allowed to differ
 
 
 def test_strategies_side_by_side_report_what_the_serial_run_reports(ray_cluster, lite0_32, tmp_path):
     from forkpoint.scenarios.streams import StreamOptions, load_stream
 
     stream = load_stream("domains", StreamOptions(per_class=10, test_per_class=10, num_tasks=2))
-    cfg = RunConfig(strategies=("naive", "lwf"), resolution=32, epochs=1, lr=3e-3, device="cpu")
+    cfg = RunConfig(strategies=("naive", "lwf"), resolution=32, epochs=1, lr=3e-3, device="cpu",
+                    lwf_settings=((1.0, 2.0), (2.0, 1.0)))  # two settings: validation picks one on both paths
     serial = run_stream(stream, cfg, tmp_path / "serial", backbone=lite0_32)
     side = run_stream(stream, replace(cfg, workers=2), tmp_path / "ray", backbone=lite0_32)
     assert [r.strategy for r in side.results] == ["naive", "lwf"] and side.status == serial.status == "done"

@@ -10,6 +10,7 @@ from forkpoint.imagedata import limit_per_class, load_dataset, subset_classes
 from forkpoint.learner import baselines
 from forkpoint.learner.data import to_input
 from forkpoint.learner.train import accuracy
+from forkpoint.learner.methods import train_full_finetune
 from forkpoint.scenarios.baselines import train_val
 from forkpoint.scenarios.benchmark import build_benchmark
 from forkpoint.scenarios.models import PAD_LOGIT, SharedTrunkMultiHead
@@ -70,8 +71,9 @@ def test_a_mixed_replay_batch_runs_the_shared_trunk_once(lite0_32):
 
 
 def test_linear_and_full_give_the_learners_numbers_through_avalanche(tmp_path, lite0_32):
-    """The stream's linear and full baselines are learner.baselines' (the benchmarks' code): same images,
-    same config, same test accuracy; full finetuning keeps a frozen copy per task and never touches the trunk."""
+    """The stream's linear and full baselines are learner.methods' (the benchmarks' code): same images,
+    same config (full: its rate picked on validation, trained on the views), same test accuracy; full
+    finetuning keeps a frozen copy per task and never touches the trunk."""
     stream = _mixed_stream()
     config = RunConfig(strategies=("linear", "full"), resolution=32, epochs=1, batch_size=8, device="cpu")
     outcome = run_stream(stream, config, tmp_path, backbone=lite0_32)
@@ -85,7 +87,12 @@ def test_linear_and_full_give_the_learners_numbers_through_avalanche(tmp_path, l
         branch, _ = baselines.fit_linear_probe(lite0_32, len(task.class_names), train, val)
         with torch.no_grad():
             probe_acc = accuracy(branch.logits(lite0_32(x_test)).argmax(1), y_test)
-        model, fit = baselines.fit_full_finetune(lite0_32, len(task.class_names), train, val, cfg.recipe, device)
+        model, searched = train_full_finetune(lite0_32, len(task.class_names), train, val, cfg.recipe, device)
+        fit = searched.fit
+        recorded = by["full"].selection["lr_per_task"][j]
+        assert recorded["lr"] == searched.choice.lr and len(recorded["trials"]) == 3
+        assert [(t["lr"], t["val_acc"], t["val_loss"]) for t in recorded["trials"]] == [
+            (t.lr, t.val_acc, t.val_loss) for t in searched.choice.trials]  # the same trials, the same choice
         full_acc = accuracy(baselines.predict(model, x_test, device), y_test)
         # float64 (Avalanche) vs float32 means of the same predictions; one image differs by >= 1/len(test)
         assert by["linear"].acc_matrix[j][j] == pytest.approx(probe_acc, abs=1e-6), task.name

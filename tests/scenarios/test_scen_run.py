@@ -12,9 +12,10 @@ from PIL import Image
 from forkpoint.contract.branch import UnitRange
 from forkpoint.scenarios.runner import RunConfig, run_stream
 
-# lr 3e-3 and 3 epochs: Naive learns MNIST well above chance, then Fashion-MNIST overwrites it.
+# lr 3e-3 on SubTuning's schedule: Naive learns MNIST well above chance, then Fashion-MNIST overwrites it.
+# LwF tries two (alpha, temperature) settings and keeps one on validation.
 CONFIG = RunConfig(strategies=("subtuning", "naive", "lwf"), resolution=32, epochs=3, lr=3e-3,
-                   candidates=UnitRange(13, 16), max_blocks=2, device="cpu")
+                   candidates=UnitRange(13, 16), max_blocks=2, device="cpu", lwf_settings=((1.0, 2.0), (2.0, 1.0)))
 
 
 def test_small_domain_stream(tmp_path, lite0_32, tiny_domains):
@@ -23,6 +24,7 @@ def test_small_domain_stream(tmp_path, lite0_32, tiny_domains):
     check_subtuning_forgets_exactly_nothing(outcome)
     check_naive_forgets_on_the_domain_stream(outcome)
     check_lwf_runs_the_whole_stream(outcome)
+    check_baselines_train_on_subtunings_schedule_and_pick_on_validation(outcome, tiny_domains, lite0_32)
     check_costs_say_what_each_strategy_stores(outcome, lite0_32)
     check_reports_and_heatmaps_are_written(outcome)
 
@@ -57,6 +59,29 @@ def check_lwf_runs_the_whole_stream(outcome):
     r = _result(outcome, "lwf")
     assert len(r.acc_matrix) == 2 and all(v is not None for v in r.acc_matrix[1])
     assert r.acc_matrix[0][1] is None  # not evaluated before it was learned
+
+
+def check_baselines_train_on_subtunings_schedule_and_pick_on_validation(outcome, stream, backbone):
+    from forkpoint.learner.train import schedule
+    from forkpoint.scenarios.baselines import train_val
+
+    cfg = CONFIG.baseline()
+    n_train = [len(train_val(t, backbone, cfg)[0][1]) for t in stream.tasks]
+    budget = [schedule(cfg.recipe.train, n)[0] for n in n_train]  # SubTuning's final training: epochs or the step floor
+    assert budget[0] >= cfg.recipe.train.min_steps > 0
+    for name in ("naive", "lwf"):
+        sel = _result(outcome, name).selection
+        assert len(sel["steps_per_task"]) == 2
+        assert all(0 < s <= b for s, b in zip(sel["steps_per_task"], budget))  # the budget, or fewer on early stopping
+        history = sel["val_history"]
+        assert all(h and h[-1]["step"] == s for h, s in zip(history, sel["steps_per_task"]))
+        assert all(0.0 <= v["val_acc"] <= 1.0 for h in history for v in h)
+    lwf = _result(outcome, "lwf").selection
+    assert [t["setting"] for t in lwf["trials"]] == [{"alpha": 1.0, "temperature": 2.0}, {"alpha": 2.0, "temperature": 1.0}]
+    best = max(lwf["trials"], key=lambda t: t["mean_val_acc"])
+    assert lwf["chosen"] == best["setting"] and len(best["val_acc"]) == 2
+    assert "trials" not in _result(outcome, "naive").selection  # nothing to pick
+    assert _result(outcome, "lwf").search_seconds > 0
 
 
 def check_costs_say_what_each_strategy_stores(outcome, lite0_32):
