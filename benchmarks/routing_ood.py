@@ -56,32 +56,37 @@ def split_pool(pool, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-def _rates(records: dict, feats: dict, registered: list[str], left_out: str, split: str, proj) -> dict[str, float]:
-    """Registered domains' images routed to their own task, sent to none; the left-out domain's rejected."""
+def _rates(records: dict, feats: dict, registered: list[str], left_out: str | None, split: str, proj,
+           normalise: bool = True) -> dict[str, float]:
+    """Registered domains' images routed to their own task, sent to none; the left-out domain's rejected
+    (no ``ood_rejected`` when none is left out: benchmarks/routing_settings.py registers every domain)."""
     from forkpoint.workflows.routing import decide, embed
 
     def routed(domain: str) -> list[str | None]:
-        z = embed(feats[domain][split], proj)
+        z = embed(feats[domain][split], proj, normalise)
         dist = {t: records[t].distance(z) for t in registered}
         return [decide({t: float(dist[t][i]) for t in registered}) for i in range(len(z))]
 
     own = [routed(d) for d in registered]
     right = float(np.mean([np.mean([r == d for r in rs]) for d, rs in zip(registered, own)]))
     none = float(np.mean([np.mean([r is None for r in rs]) for rs in own]))
+    if left_out is None:
+        return {"routed_right": right, "false_none": none}
     rejected = float(np.mean([r is None for r in routed(left_out)]))
     return {"routed_right": right, "false_none": none, "ood_rejected": rejected, "balanced": (right + rejected) / 2}
 
 
-def measure(data_root: Path, resolution: int, seed: int) -> dict:
+def split_features(data_root: Path, resolution: int, seed: int) -> tuple[list[str], dict, dict, dict, int]:
+    """Trunk features of every domain's :func:`split_pool` splits, computed once: (domains, features
+    per domain and split, train labels, class counts, the trunk's feature size)."""
     import torch
 
     from forkpoint.benchmarks.datasets import load_pool
     from forkpoint.learner import load_backbone
     from forkpoint.scenarios.streams import DOMAINS
-    from forkpoint.workflows.routing import projection, record_from_features, trunk_features
+    from forkpoint.workflows.routing import trunk_features
 
     torch.set_num_threads(1)
-    started = time.perf_counter()
     bb = load_backbone(resolution=resolution)
     domains = list(DOMAINS)
     feats, labels, classes = {}, {}, {}
@@ -91,7 +96,15 @@ def measure(data_root: Path, resolution: int, seed: int) -> dict:
         feats[d] = {k: trunk_features(bb, x) for k, (x, _) in parts.items()}
         labels[d] = torch.from_numpy(parts["train"][1])
         classes[d] = len(pool.class_names)
-    proj = projection(bb.num_features)
+    return domains, feats, labels, classes, bb.num_features
+
+
+def measure(data_root: Path, resolution: int, seed: int) -> dict:
+    from forkpoint.workflows.routing import projection, record_from_features
+
+    started = time.perf_counter()
+    domains, feats, labels, classes, num_features = split_features(data_root, resolution, seed)
+    proj = projection(num_features)
     recs = {q: {d: record_from_features(feats[d]["train"], labels[d], feats[d]["calibrate"], classes[d], q) for d in domains}
             for q in QUANTILES}
     folds = {}

@@ -27,6 +27,8 @@ import torch
 from forkpoint.learner.data import TaskData, check_labels, stratified_split, to_input
 
 METHOD = "prototypes-diag-v1"
+# the settings benchmark's L2-off alternative (benchmarks/routing_settings.py): never stored or served
+UNNORMALISED_METHOD = "prototypes-diag-raw-experimental"
 DIM = 64  # projected feature size: a 10-class record is ~700 numbers
 SEED = 18  # the projection's seed, shared by every task of every home
 # of validation distances: ~5% of a task's own images may answer "none", for about half of an unknown
@@ -56,9 +58,10 @@ def trunk_features(backbone, images, chunk: int = 256) -> torch.Tensor:
     return torch.cat(out)
 
 
-def embed(features: torch.Tensor, proj: torch.Tensor) -> torch.Tensor:
-    """Trunk features -> the routing space (L2-normalised, projected)."""
-    f = torch.nn.functional.normalize(features.float(), dim=1)
+def embed(features: torch.Tensor, proj: torch.Tensor, normalise: bool = True) -> torch.Tensor:
+    """Trunk features -> the routing space (L2-normalised, projected); ``normalise=False`` only for
+    the settings benchmark's comparison (no stored record is fitted without it)."""
+    f = torch.nn.functional.normalize(features.float(), dim=1) if normalise else features.float()
     return f @ proj
 
 
@@ -127,17 +130,25 @@ def fit_routing(backbone, data: TaskData, val_fraction: float, seed: int, per_cl
 
 
 def record_from_features(f_train: torch.Tensor, y_train: torch.Tensor, f_val: torch.Tensor, num_classes: int,
-                         quantile: float = QUANTILE) -> RoutingRecord:
+                         quantile: float = QUANTILE, *, dim: int = DIM, isotropic: bool = False,
+                         normalise: bool = True) -> RoutingRecord:
     """The record from trunk features: prototypes and spread from the training split, the threshold
-    from the ``quantile`` of the validation split's distances (one definition for add-task and the benchmarks)."""
-    proj = projection(f_train.shape[1])
-    z = embed(f_train, proj)
+    from the ``quantile`` of the validation split's distances (one definition for add-task and the benchmarks).
+
+    The keywords are the alternatives benchmarks/routing_settings.py compares (defaults: the shipped
+    record): ``dim`` projected dimensions, ``isotropic`` one spread shared by every dimension (stored as
+    a constant scale vector), ``normalise=False`` no L2-normalisation (benchmark only: such a record is
+    marked :data:`UNNORMALISED_METHOD`, which :meth:`RoutingRecord.from_dict` does not serve)."""
+    proj = projection(f_train.shape[1], dim)
+    z = embed(f_train, proj, normalise)
     protos = torch.stack([z[y_train == c].mean(dim=0) for c in range(num_classes)])
-    spread = (z - protos[y_train]).pow(2).mean(dim=0).sqrt() + _EPS
-    unscaled = RoutingRecord(protos, spread, 1.0, len(f_val))
-    d_val = unscaled.distance(embed(f_val, proj))
+    var = (z - protos[y_train]).pow(2).mean(dim=0)
+    spread = (var.mean().expand_as(var).clone() if isotropic else var).sqrt() + _EPS
+    method = METHOD if normalise else UNNORMALISED_METHOD
+    unscaled = RoutingRecord(protos, spread, 1.0, len(f_val), dim=dim, method=method)
+    d_val = unscaled.distance(embed(f_val, proj, normalise))
     threshold = float(torch.quantile(d_val, quantile)) if len(d_val) else 1.0
-    return RoutingRecord(protos, spread, max(threshold, _EPS), len(f_val), quantile=quantile)
+    return RoutingRecord(protos, spread, max(threshold, _EPS), len(f_val), dim=dim, method=method, quantile=quantile)
 
 
 def _take(images, idx: torch.Tensor):

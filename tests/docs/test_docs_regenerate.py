@@ -33,7 +33,7 @@ def _load(rel: str) -> dict:
 
 
 def _cases() -> list[tuple[str, Path, str, str, Callable[[], str]]]:
-    from forkpoint.benchmarks import agnostic_bench, ray_bench, routing_ood, serving_bench, serving_scale, store_bench
+    from forkpoint.benchmarks import agnostic_bench, ray_bench, routing_ood, routing_settings, serving_bench, serving_scale, store_bench
     from forkpoint.workflows import demo_figures, tutorial_timing
 
     docs = REPO / "docs"
@@ -52,11 +52,13 @@ def _cases() -> list[tuple[str, Path, str, str, Callable[[], str]]]:
          lambda: tutorial_timing.render(_load("tutorial/cpu.json"))),
         ("routing: unknown domains", docs / "routing.md", routing_ood.BEGIN, routing_ood.END,
          lambda: routing_ood.render(_load("routing/ood.json"))),
+        ("routing: settings", docs / "routing.md", routing_settings.BEGIN, routing_settings.END,
+         lambda: routing_settings.render(_load("routing/settings.json"))),
     ]
 
 
-@pytest.mark.parametrize("case", range(8), ids=["readme-demo", "scale-store", "scale-ray", "serving", "serving-scale", "agnostic",
-                                                "readme-tutorial", "routing-ood"])
+@pytest.mark.parametrize("case", range(9), ids=["readme-demo", "scale-store", "scale-ray", "serving", "serving-scale", "agnostic",
+                                                "readme-tutorial", "routing-ood", "routing-settings"])
 def test_a_generated_block_is_its_committed_json_rendered(case):
     name, page, begin, end, render = _cases()[case]
     assert _block(page, begin, end) == render().strip("\n"), f"{name}: {page.name} differs from its results JSON rendered"
