@@ -159,12 +159,18 @@ def render(rec: dict) -> str:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--publish", is_flag=True, help="Write benchmarks/results/routing/ood.json and the docs/routing.md block.")
 def main(data_root: Path, resolution: int, seed: int, publish: bool) -> None:
+    measure_and_publish(measure, render, RESULTS, (PAGE, BEGIN, END), data_root, resolution, seed, publish)
+
+
+def measure_and_publish(measure_fn, render_fn, results: Path, block: tuple[Path, str, str], data_root: Path,
+                        resolution: int, seed: int, publish: bool) -> None:
+    """Measure, print the block, and with ``publish`` write the results JSON and the docs block (clean tree only)."""
     if publish:
         require_publishable()  # before the run, once: the writes below dirty the tree
-    rec = measure(data_root, resolution, seed)
+    rec = measure_fn(data_root, resolution, seed)
     if publish:
-        publish_results(RESULTS, json.dumps(rec, indent=1) + "\n", PAGE, BEGIN, END, render(rec))
-    click.echo(render(rec))
+        publish_results(results, json.dumps(rec, indent=1) + "\n", *block, render_fn(rec))
+    click.echo(render_fn(rec))
 
 
 if __name__ == "__main__":

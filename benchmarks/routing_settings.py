@@ -17,15 +17,14 @@ regenerates the block in docs/routing.md.
 
 from __future__ import annotations
 
-import json
 import time
 from itertools import product
 from pathlib import Path
 
 import click
 
-from forkpoint.benchmarks.routing_ood import SPLITS, TEST_PER_CLASS, _rates, split_features
-from forkpoint.contract.docblock import REPO, git_describe, publish_results, require_publishable
+from forkpoint.benchmarks.routing_ood import SPLITS, TEST_PER_CLASS, _rates, measure_and_publish, split_features
+from forkpoint.contract.docblock import REPO, git_describe
 
 RESULTS = REPO / "benchmarks" / "results" / "routing" / "settings.json"
 PAGE = REPO / "docs" / "routing.md"
@@ -99,13 +98,7 @@ def render(rec: dict) -> str:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--publish", is_flag=True, help="Write benchmarks/results/routing/settings.json and the docs/routing.md block.")
 def main(data_root: Path, resolution: int, seed: int, publish: bool) -> None:
-    if publish:
-        require_publishable()  # before the run, once: the writes below dirty the tree
-    rec = measure(data_root, resolution, seed)
-    if publish:
-        publish_results(RESULTS, json.dumps(rec, indent=1) + "\n", PAGE, BEGIN, END, render(rec))
-    click.echo(render(rec))
-
+    measure_and_publish(measure, render, RESULTS, (PAGE, BEGIN, END), data_root, resolution, seed, publish)
 
 if __name__ == "__main__":
     main()
