@@ -25,6 +25,7 @@ import click
 
 from forkpoint.benchmarks.routing_ood import SPLITS, TEST_PER_CLASS, _rates, measure_and_publish, split_features
 from forkpoint.contract.docblock import REPO, git_describe
+from forkpoint.workflows.routing import DIM
 
 RESULTS = REPO / "benchmarks" / "results" / "routing" / "settings.json"
 PAGE = REPO / "docs" / "routing.md"
@@ -32,7 +33,7 @@ BEGIN, END = ("<!-- routing:settings:begin (written by `python -m forkpoint.benc
               "<!-- routing:settings:end -->")
 DIMS = (16, 32, 64, 128, 256)
 TIE = 0.005  # half a point of routed-right share: closer than that is noise on 20 images per class
-SHIPPED = {"dim": 64, "isotropic": False, "normalise": True}
+SHIPPED = {"dim": DIM, "isotropic": False, "normalise": True}  # what record_from_features fits by default
 
 
 def grid() -> list[dict]:
