@@ -75,6 +75,13 @@ VARIANTS: dict[str, tuple[str, Callable[[AddTaskConfig], AddTaskConfig]]] = {
     "no-lr-pick": ("the chosen branch trains at the default rates (recipe 4), no 3x trial picked on validation",
                    lambda c: dataclasses.replace(c, lr_factors=(1.0,))),
 }
+# Full finetuning's own rule, re-derived on the same images: its BatchNorm layers adapt (as SubTuning's branch
+# copies do) or keep the trunk's statistics. Each trains through learner.methods.train_full_finetune with the
+# benchmark's recipe (SubTuning's schedules and views, its rate picked on validation).
+FULL_FT_VARIANTS: dict[str, tuple[str, bool]] = {
+    "full-ft": ("full finetuning as the benchmark runs it (BatchNorm adapts)", True),
+    "full-ft-bn-frozen": ("full finetuning with BatchNorm kept at the trunk's statistics", False),
+}
 RECIPE = 5  # bumped when the shipped defaults change; results of another recipe are shown under their own heading
 # The run that chose recipe 2 was made on recipe 1 with the candidate levers switched *on*;
 # its labels, in recipe 2's terms (the configurations are identical):
@@ -125,20 +132,42 @@ def run(tasks: list[str], regimes: list[int], seeds: list[int], resolution: int,
             base = add_task_config(epochs=epochs, profile_epochs=1, device="cpu", seed=seed,
                                    batch_size=max(8, min(64, len(sample.train[1]) // 8)))
             for name in variants:
-                cfg = VARIANTS[name][1](base)
                 t0 = time.perf_counter()
-                r = add_task(MultiTaskModel(bb), task, data, cfg)
-                row = {"task": task, "per_class": per_class, "seed": seed, "variant": name, "test_acc": r.test_acc,
-                       "val_acc": r.val_acc, "branch": [r.spec.start, r.spec.stop], "seconds": time.perf_counter() - t0,
-                       "sizes": r.split_sizes}
+                if name in FULL_FT_VARIANTS:
+                    row = _full_finetune(bb, sample, base, FULL_FT_VARIANTS[name][1])
+                else:
+                    r = add_task(MultiTaskModel(bb), task, data, VARIANTS[name][1](base))
+                    row = {"test_acc": r.test_acc, "val_acc": r.val_acc, "branch": [r.spec.start, r.spec.stop],
+                           "sizes": r.split_sizes}
+                row = {"task": task, "per_class": per_class, "seed": seed, "variant": name, **row,
+                       "seconds": time.perf_counter() - t0}
                 rows.append(row)
                 click.echo(json.dumps(row), err=True)
-    return {"machine": {"python": sys.version.split()[0], "platform": platform.platform(), "processor": platform.machine(),
+    from forkpoint.contract.docblock import git_describe
+
+    every = {**{k: v[0] for k, v in VARIANTS.items()}, **{k: v[0] for k, v in FULL_FT_VARIANTS.items()}}
+    return {"commit": git_describe(), "machine": {"python": sys.version.split()[0], "platform": platform.platform(), "processor": platform.machine(),
                         "torch": torch.__version__, "threads": 1},
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "settings": {"recipe": RECIPE, "tasks": tasks, "regimes": regimes, "seeds": seeds, "resolution": resolution, "epochs": epochs,
                          "test_per_class": 50, "held_out": "training pool"},
-            "variants": {k: VARIANTS[k][0] for k in variants}, "rows": rows}
+            "variants": {k: every[k] for k in variants}, "rows": rows}
+
+
+def _full_finetune(bb, sample, base: AddTaskConfig, bn_adapt: bool) -> dict:
+    """Full finetuning of a private copy on the sample (the benchmark's recipe; only the BatchNorm rule varies)."""
+    from forkpoint.benchmarks.settings import BenchSettings
+    from forkpoint.learner import baselines
+    from forkpoint.learner.methods import MethodRecipe, train_full_finetune
+
+    device = next(bb.parameters()).device
+    data = sample.inputs(bb.resolution, bb.mean, bb.std)
+    rec = MethodRecipe.of(with_training(base, bn_adapt=bn_adapt), BenchSettings.head_lr)
+    model, searched = train_full_finetune(bb, sample.num_classes, data["train"], data["val"], rec, device)
+    pred = baselines.predict(model, data["test"][0], device)
+    test_acc = float((pred == data["test"][1]).float().mean())
+    return {"test_acc": test_acc, "val_acc": searched.fit.val_acc, "branch": [0, bb.num_blocks], "lr": searched.choice.lr,
+            "sizes": {"train": len(data["train"][1]), "val": len(data["val"][1]), "test": len(data["test"][1])}}
 
 
 def render(res: dict, heading: bool = True) -> str:
@@ -217,9 +246,10 @@ def main(out: Path, tasks: str, regimes: str, seeds: str, resolution: int, epoch
         res = upgrade(json.loads(from_results.read_text()))
     else:
         names = [v for v in variants.split(",") if v]
-        unknown = [v for v in names if v not in VARIANTS]
+        known = [*VARIANTS, *FULL_FT_VARIANTS]
+        unknown = [v for v in names if v not in known]
         if unknown:
-            raise click.BadParameter(f"unknown variant {unknown[0]!r}: use {', '.join(VARIANTS)}", param_hint="--variants")
+            raise click.BadParameter(f"unknown variant {unknown[0]!r}: use {', '.join(known)}", param_hint="--variants")
         res = run(tasks.split(","), [int(r) for r in regimes.split(",")], [int(x) for x in seeds.split(",")], resolution, epochs, names)
     page = render(res)
     if res["settings"].get("recipe") == RECIPE:

@@ -15,3 +15,13 @@ def test_development_held_out_images_are_neither_training_nor_benchmark_test_ima
     assert not held & as_bytes(dev.train[0]) and not held & as_bytes(dev.val[0])
     assert not held & as_bytes(bench.test[0])  # drawn from the training pool, never the test split
     assert as_bytes(dev.train[0]) == as_bytes(bench.train[0])  # same training sample as the benchmark's
+
+
+def test_the_ablation_names_full_finetunings_variants_when_a_variant_is_unknown(tmp_path):
+    from click.testing import CliRunner
+
+    from forkpoint.benchmarks import ablation
+
+    res = CliRunner().invoke(ablation.main, ["--variants", "default,nope", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "unknown variant 'nope'" in res.output
+    assert "full-ft-bn-frozen" in res.output and not (tmp_path / "ablation.json").exists()
