@@ -18,6 +18,7 @@ from typing import Callable
 
 import torch
 
+from forkpoint.contract import recipe as shipped
 from forkpoint.learner.augment import AugmentConfig, with_views
 from forkpoint.learner.backbone import Backbone
 from forkpoint.learner.baselines import BaselineFit, FullFinetune, fit_branch, fit_full_finetune
@@ -98,13 +99,18 @@ def train_branch(backbone: Backbone, make: Callable[[], Branch], images: torch.T
 
 def train_full_finetune(backbone: Backbone, num_classes: int, train: tuple[torch.Tensor, torch.Tensor],
                         val: tuple[torch.Tensor, torch.Tensor], recipe: MethodRecipe, device: torch.device,
-                        lrs: tuple[float, ...] = FULL_FT_LRS) -> tuple[FullFinetune, Searched]:
-    """A whole private copy: rate picked on validation from short runs, then trained on the views."""
+                        lrs: tuple[float, ...] = FULL_FT_LRS,
+                        bn_adapt: bool = shipped.FULL_FT_BN_ADAPT) -> tuple[FullFinetune, Searched]:
+    """A whole private copy: rate picked on validation from short runs, then trained on the views.
+
+    ``bn_adapt``: full finetuning's own BatchNorm rule (``contract.recipe.FULL_FT_BN_ADAPT``,
+    chosen on the development pool), not the branch's.
+    """
     def trial(lr: float) -> tuple[float, float]:
-        _, r = fit_full_finetune(backbone, num_classes, train, val, replace(recipe.search, lr=lr), device)
+        _, r = fit_full_finetune(backbone, num_classes, train, val, replace(recipe.search, lr=lr, bn_adapt=bn_adapt), device)
         return r.val_acc, r.val_loss
 
     choice = pick_lr(lrs, trial)
-    model, fit = fit_full_finetune(backbone, num_classes, recipe.views(*train), val, replace(recipe.train, lr=choice.lr),
-                                   device, epoch_size=len(train[1]))
+    model, fit = fit_full_finetune(backbone, num_classes, recipe.views(*train), val,
+                                   replace(recipe.train, lr=choice.lr, bn_adapt=bn_adapt), device, epoch_size=len(train[1]))
     return model, Searched(fit, choice)

@@ -77,11 +77,7 @@ def test_the_ablation_page_is_its_committed_results_rendered():
     from forkpoint.benchmarks import ablation
 
     res = ablation.upgrade(json.loads(ablation.RESULTS.read_text()))
-    page = ablation.render(res)
-    if res["settings"].get("recipe") == ablation.RECIPE:
-        for name, title, what in ablation.EARLIER:
-            if (earlier := ablation.RESULTS.with_name(name)).exists():
-                page += f"\n## {title}\n\n{what}\n\n" + ablation.render(ablation.upgrade(json.loads(earlier.read_text())), heading=False)
+    page = ablation.published_page(res)
     assert page == ablation.PAGE.read_text(), "docs/ablation.md differs from benchmarks/results/ablation/*.json rendered"
 
 
