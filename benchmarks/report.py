@@ -11,6 +11,7 @@ import math
 import shutil
 from pathlib import Path
 
+from forkpoint.benchmarks.history import load_runs, runs_table
 from forkpoint.benchmarks.tables import TableSpec, to_markdown
 from forkpoint.contract import atomic
 from forkpoint.contract.docblock import replace_block
@@ -110,6 +111,9 @@ def regenerate_docs(page: Path = DOCS_PAGE, results_dir: Path = RESULTS_DIR) -> 
         plots = {k: f"bench-{tag}-{k}.png" for k in res.get("plots", {})}
         res = {**res, "plots": plots}
         blocks.append(f"## Results: {kind} ({tag}, `benchmarks/results/{path.name}`)\n\n" + markdown(res, img_prefix="img/", level=3))
+    runs = load_runs(results_dir)
+    if len(runs) > 1 and (side := runs_table(runs)) is not None:  # a rerun is read against the runs it replaced
+        blocks.insert(0, to_markdown(side, 2))
     body = "\n".join(blocks) if blocks else "_No results committed yet: run `forkpoint bench --publish`._\n"
     text = page.read_text() if page.exists() else f"# Benchmarks\n\n{BEGIN}\n{END}\n"
     if BEGIN not in text or END not in text:

@@ -15,12 +15,12 @@ def _acc_cells(results: dict) -> dict:
     return {(r["task"], r["regime"], r["method"]): r["mean"] for r in results.get("accuracy", {}).get("summary", [])}
 
 
-def _regime_size(label: str) -> float:
+def regime_size(label: str) -> float:
     head = label.split("/")[0]
     return float(head) if head.isdigit() else float("inf")
 
 
-def _time_ratios(results: dict, tasks: list[str], regimes: list[str]) -> list[tuple[str, float]]:
+def time_ratios(results: dict, tasks: list[str], regimes: list[str]) -> list[tuple[str, float]]:
     """Per regime: SubTuning's add-task seconds over full finetuning's, summed over tasks (same images, same run)."""
     secs = {(r["task"], r["regime"], r["method"]): r.get("seconds") for r in results.get("accuracy", {}).get("summary", [])}
     out = []
@@ -56,8 +56,8 @@ def evaluate(results: dict) -> list[dict]:
 
     acc = _acc_cells(results)
     tasks = results.get("accuracy", {}).get("tasks", [])
-    regimes = sorted({k[1] for k in acc}, key=_regime_size)
-    big = "all" if "all" in regimes else (regimes[-1] if regimes and _regime_size(regimes[-1]) >= 100 else None)
+    regimes = sorted({k[1] for k in acc}, key=regime_size)
+    big = "all" if "all" in regimes else (regimes[-1] if regimes and regime_size(regimes[-1]) >= 100 else None)
     if tasks and big:
         gaps = {t: acc[(t, big, "subtuning")] - acc[(t, big, "full-ft")] for t in tasks if (t, big, "full-ft") in acc}
         worst = min(gaps, key=gaps.get)
@@ -93,7 +93,7 @@ def evaluate(results: dict) -> list[dict]:
     cost = results.get("cost", {}).get("ratios")
     if cost:
         d, b = cost["add_task_default_over_full_ft_time"], cost["add_task_budget_over_full_ft_time"]
-        per_regime = _time_ratios(results, tasks, regimes)
+        per_regime = time_ratios(results, tasks, regimes)
         add("add-task ≤ 0.5× full finetuning time", _status(b <= 0.5 and all(x <= 0.5 for _, x in per_regime)),
             f"cost sample: {b:.2f}× profiling the units in the cost budget ({d:.2f}× profiling all 16 units, the old default)"
             + ("; accuracy run, whole add-task over full finetuning's training: "
